@@ -1,0 +1,182 @@
+"""`digit-detector bench`: latency, cold start, memory and model-size figures, printed.
+
+Serving figures are measured in a child process that imports only the serving path (as the
+app does), so its peak RSS is the app-side figure; the full YOLOv3 forward (torch, random
+init) is timed in the same run, for the speed-up ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from .data.compose import draw_strokes
+
+
+def demo_canvas(width: int = 400, height: int = 400, seed: int = 0) -> np.ndarray:
+    """An RGBA canvas like the app sends: transparent background, a few black strokes."""
+    rng = np.random.default_rng(seed)
+    gray = np.full((height, width), 255, dtype=np.uint8)
+    for cx in (100, 200, 300):
+        t = np.linspace(0, 2 * np.pi, 40)
+        pts = np.stack([cx + 35 * np.sin(t) * rng.uniform(0.6, 1), 200 + 70 * np.cos(t)], 1)
+        draw_strokes(gray, [pts.astype(np.float32)], 14)
+    rgba = np.zeros((height, width, 4), dtype=np.uint8)
+    rgba[..., 3] = 255 - gray  # black ink, alpha = coverage, as the browser canvas does
+    return rgba
+
+
+_CHILD = r"""
+import json, resource, sys, time
+t_import = time.perf_counter()
+from digit_detector import Detector
+from digit_detector.analysis import analyse
+from digit_detector.bench import demo_canvas
+import numpy as np
+canvas = demo_canvas()
+detector = Detector(sys.argv[1] if sys.argv[1] != "-" else None)
+detector.predict(canvas)
+t_first = time.perf_counter()
+runs = int(sys.argv[2])
+lat = []
+for _ in range(runs):
+    t = time.perf_counter(); detector.predict(canvas); lat.append(time.perf_counter() - t)
+inter = []
+for _ in range(max(10, runs // 4)):
+    t = time.perf_counter(); analyse(canvas, detector, display_width=400)
+    inter.append(time.perf_counter() - t)
+print(json.dumps({
+    "import_to_first_prediction_s": t_first - t_import,
+    "predict_ms": [x * 1000 for x in lat],
+    "interaction_ms": [x * 1000 for x in inter],
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "torch_imported": "torch" in sys.modules,
+    "matplotlib_imported": "matplotlib" in sys.modules,
+    "detections": len(detector.predict(canvas)),
+}))
+"""
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+
+
+def bench_serving(weights: str | None, runs: int = 200) -> dict[str, Any]:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, weights or "-", str(runs)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"serving benchmark failed:\n{proc.stderr.strip()}")
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Cold start: a separate, minimal process (start -> first prediction), no timing loop.
+    start = time.perf_counter()
+    cold = subprocess.run(
+        [sys.executable, "-c", _CHILD, weights or "-", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    cold_s = time.perf_counter() - start
+    if cold.returncode != 0:
+        raise RuntimeError(f"cold-start run failed:\n{cold.stderr.strip()}")
+    from .inference import default_weights
+
+    path = Path(weights) if weights else default_weights()
+    return {
+        "predict_ms": _percentiles(child["predict_ms"]),
+        "interaction_ms": _percentiles(child["interaction_ms"]),
+        "cold_start_s": cold_s,
+        "peak_rss_mb": child["peak_rss_mb"],
+        "torch_imported": child["torch_imported"],
+        "matplotlib_imported": child["matplotlib_imported"],
+        "weights": str(path),
+        "weights_mb": path.stat().st_size / 1e6,
+        "benchmark_wall_s": wall,
+    }
+
+
+def model_flops(model: Any, size: int) -> float:
+    """GFLOPs (2 x multiply-adds of the convolutions) of one forward at size x size."""
+    import torch
+
+    total = [0]
+
+    def hook(module: torch.nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        assert isinstance(module, torch.nn.Conv2d)
+        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+        total[0] += 2 * out.numel() * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.inference_mode():
+        model.eval()(torch.zeros(1, 3, size, size))
+    for h in handles:
+        h.remove()
+    return total[0] / 1e9
+
+
+def bench_family(
+    config_names: list[str], runs: int = 20, train_batch: int = 32, train: bool = True
+) -> list[dict[str, Any]]:
+    """Parameters, GFLOPs at 192, torch forward latency (batch 1) and training images/s."""
+    import torch
+
+    from .model import build_model, load_config
+    from .model.loss import YOLOLoss
+    from .model.yolo import count_parameters
+
+    torch.set_num_threads(2)
+    rows = []
+    for name in config_names:
+        cfg = load_config(name)
+        model = build_model(cfg)
+        cast(Any, model).to(memory_format=torch.channels_last)  # to() returns self; stubs miss the kwarg
+        size = cfg.input_size
+        x = torch.zeros(1, 3, size, size).contiguous(memory_format=torch.channels_last)
+        model.eval()
+        lat = []
+        with torch.inference_mode():
+            for i in range(runs + 3):
+                t = time.perf_counter()
+                model(x)
+                if i >= 3:
+                    lat.append((time.perf_counter() - t) * 1000)
+        row = {
+            "config": cfg.name,
+            "parameters": count_parameters(model),
+            "gflops_192": model_flops(model, size),
+            "forward_ms_p50": float(np.percentile(lat, 50)),
+        }
+        rows.append(row)
+        if not train:
+            continue
+        model.train()
+        loss_fn = YOLOLoss(cfg)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        xb = torch.rand(train_batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+        targets = torch.tensor([[b, b % 12, 40.0, 40.0, 100.0, 130.0] for b in range(train_batch)])
+        steps = 3 if count_parameters(model) < 20e6 else 1
+        for i in range(steps + 1):
+            if i == 1:
+                t0 = time.perf_counter()
+            raw = model(xb)
+            loss, _ = loss_fn(raw, targets)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        row["train_images_per_s"] = steps * train_batch / (time.perf_counter() - t0)
+    return rows
+
+
+def yolov3_forward_ms(runs: int = 10) -> float:
+    return float(bench_family(["yolov3"], runs=runs, train=False)[0]["forward_ms_p50"])

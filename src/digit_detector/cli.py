@@ -1,0 +1,370 @@
+"""`digit-detector` (or `python -m digit_detector`): data, anchors, train, evaluate, export,
+predict, bench. Training-side imports happen inside the commands, so `predict` stays light."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .postprocess import DEFAULT_CONF, DEFAULT_IOU
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
+    return value
+
+
+def _duration(text: str) -> float:
+    from .train import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digit-detector", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="generate, preview and benchmark training scenes")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    for name, help_text in (
+        ("generate", "write a fixed YOLO-format dataset"),
+        ("preview", "draw a grid of generated scenes with their boxes"),
+        ("bench", "print scene generation throughput"),
+    ):
+        p = data_sub.add_parser(name, help=help_text)
+        p.add_argument("--data-dir", default=None, help="stroke data folder (default ../shared/data)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument(
+            "--split",
+            choices=("train", "val"),
+            default="val",
+            help="drawings to compose from: held-out writers (val) or training ones",
+        )
+        p.add_argument("--augment", action="store_true", help="apply training augmentation")
+        if name == "generate":
+            p.add_argument("--out", required=True, type=Path)
+            p.add_argument("--n", type=_positive_int, required=True, help="number of images")
+        elif name == "preview":
+            p.add_argument("--out", type=Path, default=Path("grid.png"))
+            p.add_argument("--n", type=_positive_int, default=16)
+        else:
+            p.add_argument("--n", type=_positive_int, default=1000)
+
+    anchors = sub.add_parser("anchors", help="fit anchors to training boxes (k-means, IoU distance)")
+    anchors.add_argument("--config", required=True, help="models/X.yaml")
+    anchors.add_argument("--data-dir", default=None)
+    anchors.add_argument("--n", type=_positive_int, default=4000, help="scenes to sample")
+    anchors.add_argument("--seed", type=int, default=0)
+    anchors.add_argument("--write", action="store_true", help="store the anchors in the config file")
+
+    train = sub.add_parser("train", help="train a model from scratch (or fine-tune / resume)")
+    train.add_argument("--config", default="models/yolov3-pico.yaml")
+    train.add_argument("--out", default="runs/train", help="output folder (checkpoints, metrics)")
+    train.add_argument(
+        "--time-budget",
+        type=_duration,
+        default=_duration("45m"),
+        help="wall time including validation, e.g. 45m, 90s, 1h",
+    )
+    train.add_argument("--max-steps", type=_positive_int, default=None)
+    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--workers", type=int, default=None, help="data worker processes")
+    train.add_argument("--threads", type=_positive_int, default=2, help="torch threads")
+    train.add_argument("--val-every", type=_duration, default=_duration("4m"))
+    train.add_argument("--val-scenes", type=_positive_int, default=400)
+    train.add_argument("--resume", default=None, help="last.pt of an interrupted run")
+    train.add_argument("--init-weights", default=None, help="fine-tune from this checkpoint")
+    train.add_argument("--data-dir", default=None)
+    train.add_argument(
+        "--limit-per-file",
+        type=_positive_int,
+        default=None,
+        help="read at most this many drawings per stroke file (quick runs)",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser("evaluate", help="COCO metrics, PR curves and confusion matrix on a YOLO dir")
+    ev.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
+    ev.add_argument("--data", required=True, help="YOLO-format folder (images/, labels/)")
+    ev.add_argument("--out", default=None, help="report folder (default: <data>/eval)")
+    ev.add_argument(
+        "--conf",
+        type=_probability,
+        default=None,
+        help="threshold for recall and the confusion matrix (default: best F1)",
+    )
+
+    ex = sub.add_parser("export", help="torch checkpoint -> ONNX, with a parity check")
+    ex.add_argument("--weights", required=True, help="checkpoint .pt")
+    ex.add_argument("--out", required=True, help="output .onnx")
+
+    pr = sub.add_parser("predict", help="detect on image files")
+    pr.add_argument("images", nargs="+", metavar="IMG")
+    pr.add_argument("--json", action="store_true", help="print one JSON array on stdout")
+    pr.add_argument("--conf", type=_probability, default=DEFAULT_CONF)
+    pr.add_argument("--iou", type=_probability, default=DEFAULT_IOU)
+    pr.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
+
+    be = sub.add_parser("bench", help="latency, cold start, memory, size; YOLOv3 speed-up")
+    be.add_argument("--weights", default=None)
+    be.add_argument("--runs", type=_positive_int, default=200)
+    be.add_argument(
+        "--family",
+        nargs="*",
+        default=None,
+        metavar="CONFIG",
+        help="also measure these configs (params, GFLOPs, latency, train images/s)",
+    )
+    be.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data.strokes import DataDirError
+    from .image_io import ImageLoadError
+    from .inference import WeightsError
+
+    try:
+        return _COMMANDS[args.command](args)
+    except (DataDirError, WeightsError, ImageLoadError, FileNotFoundError, ValueError) as exc:
+        print(f"digit-detector {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .data.generate import (
+        generation_throughput,
+        make_composer,
+        preview_grid,
+        write_yolo_dataset,
+    )
+    from .data.strokes import load_drawings
+
+    drawings = [d for d in load_drawings(args.data_dir) if d.split == args.split]
+    composer = make_composer(drawings, augment=args.augment)
+    if args.data_command == "generate":
+        print(write_yolo_dataset(composer, args.out, args.n, args.seed))
+    elif args.data_command == "preview":
+        preview_grid(composer, args.n, args.seed).save(args.out)
+        print(f"wrote a preview of {args.n} scenes to {args.out}")
+    else:
+        figures = generation_throughput(composer, args.n, args.seed)
+        print(
+            f"training path (drawn at 192 px, model input): {figures['training_scenes_per_s']:.0f} "
+            f"scenes/s on one core"
+        )
+        print(f"full canvas path (data generate): {figures['full_canvas_scenes_per_s']:.0f} scenes/s")
+    return 0
+
+
+def _cmd_anchors(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .anchors import kmeans_iou, mean_best_iou
+    from .data.generate import make_composer
+    from .data.strokes import load_drawings
+    from .model.config import load_config, save_config
+
+    cfg = load_config(args.config)
+    drawings = [d for d in load_drawings(args.data_dir) if d.split == "train"]
+    composer = make_composer(drawings, augment=True)
+    rng = np.random.default_rng(args.seed)
+    wh = np.concatenate(
+        [
+            (s.boxes[:, 2:] - s.boxes[:, :2])
+            for s in (composer.compose_letterboxed(rng) for _ in range(args.n))
+        ]
+    )
+    k = len(cfg.strides) * cfg.num_anchors
+    anchors = np.round(kmeans_iou(wh, k, seed=args.seed), 1)
+    print(
+        f"{len(wh)} boxes; mean best IoU {mean_best_iou(wh, anchors):.3f} (current "
+        f"{mean_best_iou(wh, np.array(cfg.anchors).reshape(-1, 2)):.3f})"
+    )
+    per_scale = anchors.reshape(len(cfg.strides), cfg.num_anchors, 2).tolist()
+    for stride, scale in zip(cfg.strides, per_scale, strict=True):
+        print(f"  stride {stride}: {scale}")
+    if args.write:
+        from dataclasses import replace
+
+        path = Path(args.config) if Path(args.config).exists() else Path(f"models/{args.config}.yaml")
+        header = "\n".join(line for line in path.read_text().splitlines() if line.startswith("#"))
+        new = replace(cfg, anchors=tuple(tuple((w, h) for w, h in s) for s in per_scale))
+        save_config(new, path, header=header)
+        print(f"wrote anchors to {path}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(
+        model_config=args.config,
+        out_dir=args.out,
+        data_dir=args.data_dir,
+        time_budget=args.time_budget,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        val_every=args.val_every,
+        val_scenes=args.val_scenes,
+        resume=args.resume,
+        init_weights=args.init_weights,
+        limit_per_file=args.limit_per_file,
+    )
+    if args.workers is not None:
+        cfg.workers = args.workers
+    summary = train(cfg, progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_dataset
+    from .inference import Detector
+
+    detector = Detector(args.weights)
+    out = Path(args.out) if args.out else Path(args.data) / "eval"
+    result = evaluate_dataset(detector, args.data, out, threshold=args.conf)
+    print(result.table())
+    print(
+        f"best-F1 threshold {result.report['best_f1_threshold']:.2f} (F1 {result.report['best_f1']:.4f}); "
+        f"report: {result.report_path}"
+    )
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import describe, export_onnx
+
+    report = export_onnx(args.weights, args.out)
+    size = Path(args.out).stat().st_size / 1e6
+    print(f"wrote {args.out} ({size:.2f} MB); parity with torch: {json.dumps(describe(report))}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .image_io import ImageLoadError, load_image
+    from .inference import Detector
+
+    detector = Detector(args.weights)
+    results, failed = [], 0
+    for name in args.images:
+        try:
+            image = load_image(name, formats=None)
+        except ImageLoadError as exc:
+            print(f"digit-detector predict: {exc}", file=sys.stderr)
+            failed += 1
+            results.append({"path": name, "error": str(exc)})
+            continue
+        dets = detector.predict(image, conf=args.conf, iou=args.iou)
+        results.append(
+            {
+                "path": name,
+                "width": image.width,
+                "height": image.height,
+                "detections": [d.to_dict() for d in dets],
+            }
+        )
+    if args.json:
+        print(json.dumps([r for r in results if "error" not in r]))
+    else:
+        for r in results:
+            if "error" in r:
+                continue
+            print(f"{r['path']} ({r['width']}x{r['height']}): {len(r['detections'])} detections")
+            for d in r["detections"]:
+                x1, y1, x2, y2 = d["box"]
+                print(f"  {d['label']:>9}  {d['score']:.3f}  [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]")
+    return 1 if failed else 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_family, bench_serving, yolov3_forward_ms
+
+    serving = bench_serving(args.weights, args.runs)
+    full_ms = yolov3_forward_ms()
+    out = {
+        "serving": serving,
+        "yolov3_forward_ms_p50": full_ms,
+        "speedup_vs_yolov3_forward": full_ms / serving["predict_ms"]["p50"],
+    }
+    if args.family is not None:
+        names = args.family or [
+            "yolov3-pico",
+            "yolov3-nano",
+            "yolov3-small",
+            "yolov3-tiny",
+            "yolov3",
+        ]
+        out["family"] = bench_family(names)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    s = serving
+    print(f"weights: {s['weights']} ({s['weights_mb']:.2f} MB)")
+    print(
+        f"end-to-end predict, 400x400 canvas: p50 {s['predict_ms']['p50']:.2f} ms, "
+        f"p95 {s['predict_ms']['p95']:.2f} ms"
+    )
+    print(
+        f"app interaction (predict + draw + read numbers): p50 {s['interaction_ms']['p50']:.2f} ms, "
+        f"p95 {s['interaction_ms']['p95']:.2f} ms"
+    )
+    print(f"cold start (process start -> first prediction): {s['cold_start_s']:.2f} s")
+    print(
+        f"serving process peak RSS: {s['peak_rss_mb']:.0f} MB (torch imported: {s['torch_imported']}, "
+        f"matplotlib imported: {s['matplotlib_imported']})"
+    )
+    print(
+        f"full YOLOv3 forward (torch, random init, 192x192): p50 {full_ms:.1f} ms -> "
+        f"{out['speedup_vs_yolov3_forward']:.1f}x slower than our end-to-end predict"
+    )
+    if "family" in out:
+        print(f"{'config':<14}{'params':>12}{'GFLOPs@192':>12}{'fwd ms':>9}{'train img/s':>13}")
+        for row in out["family"]:
+            print(
+                f"{row['config']:<14}{row['parameters']:>12,}{row['gflops_192']:>12.3f}"
+                f"{row['forward_ms_p50']:>9.2f}{row.get('train_images_per_s', float('nan')):>13.1f}"
+            )
+    return 0
+
+
+_COMMANDS = {
+    "data": _cmd_data,
+    "anchors": _cmd_anchors,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "export": _cmd_export,
+    "predict": _cmd_predict,
+    "bench": _cmd_bench,
+}

@@ -1,0 +1,1 @@
+"""Training data: stroke recordings -> augmented, composed canvases with exact boxes."""

@@ -1,0 +1,81 @@
+"""Torch datasets: infinite on-the-fly training scenes, and fixed validation scenes."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .augment import RasterNoise, StrokeAugment
+from .compose import DrawingPool, Scene, SceneComposer, SceneConfig
+from .strokes import Drawing
+
+Sample = tuple[torch.Tensor, torch.Tensor]  # (1, S, S) uint8 gray, (N, 5) [class, x1, y1, x2, y2]
+
+
+def scene_to_sample(scene: Scene) -> Sample:
+    image = torch.from_numpy(np.ascontiguousarray(scene.image))[None]
+    targets = torch.cat(
+        [
+            torch.from_numpy(scene.class_ids).float()[:, None],
+            torch.from_numpy(scene.boxes).float(),
+        ],
+        dim=1,
+    ).reshape(-1, 5)
+    return image, targets
+
+
+class GeneratedScenes(IterableDataset[Sample]):
+    """Endless letterboxed training scenes. Each (rank, worker) pair draws from its own seeded
+    stream, so no two processes ever generate the same scenes and runs are reproducible."""
+
+    def __init__(
+        self,
+        drawings: Sequence[Drawing],
+        seed: int,
+        config: SceneConfig | None = None,
+        augment: StrokeAugment | None = None,
+        noise: RasterNoise | None = None,
+        rank: int = 0,
+    ) -> None:
+        self.composer = SceneComposer(
+            DrawingPool(drawings),
+            config or SceneConfig(),
+            augment if augment is not None else StrokeAugment(),
+            noise if noise is not None else RasterNoise(),
+        )
+        self.seed = seed
+        self.rank = rank
+        self.start_step = 0  # set on resume so a resumed run continues with fresh scenes
+
+    def __iter__(self) -> Iterator[Sample]:
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        rng = np.random.default_rng([self.seed, self.rank, worker, self.start_step])
+        while True:
+            yield scene_to_sample(self.composer.compose_letterboxed(rng))
+
+
+def fixed_scenes(
+    drawings: Sequence[Drawing], count: int, seed: int, config: SceneConfig | None = None
+) -> list[Scene]:
+    """A reproducible list of scenes without augmentation (the eval pipeline), letterboxed."""
+    composer = SceneComposer(DrawingPool(drawings), config or SceneConfig())
+    rng = np.random.default_rng(seed)
+    return [composer.compose_letterboxed(rng) for _ in range(count)]
+
+
+def collate(batch: list[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack images (B, 1, S, S) uint8; targets (M, 6) [batch index, class, x1, y1, x2, y2]."""
+    images = torch.stack([img for img, _ in batch])
+    targets = [torch.cat([torch.full((len(t), 1), float(i)), t], dim=1) for i, (_, t) in enumerate(batch)]
+    return images, torch.cat(targets) if targets else torch.zeros((0, 6))
+
+
+def default_workers() -> int:
+    """One data worker beside the training threads on a 2-core machine; more on bigger ones."""
+    return max(1, min(4, math.ceil((os.cpu_count() or 2) / 4)))

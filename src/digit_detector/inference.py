@@ -1,0 +1,160 @@
+"""`Detector`: the public serving API. ONNX Runtime by default (no torch, no matplotlib);
+a torch backend for development, selected by passing a .pt checkpoint or backend="torch".
+
+    from digit_detector import Detector
+    detections = Detector().predict(image)   # list[Detection], boxes in the image's pixels
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from .classes import CLASS_NAMES, Detection
+from .postprocess import DEFAULT_CONF, DEFAULT_IOU, postprocess
+from .preprocess import INPUT_SIZE, preprocess
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+DEFAULT_WEIGHTS_NAME = "digit-detector.onnx"
+WEIGHTS_ENV = "DIGIT_DETECTOR_WEIGHTS"
+
+
+class WeightsError(RuntimeError):
+    """The weights file is missing, corrupted, or not a digit-detector model."""
+
+
+def default_weights() -> Path:
+    """$DIGIT_DETECTOR_WEIGHTS if set, else the bundled weights/digit-detector.onnx."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env) if env else WEIGHTS_DIR / DEFAULT_WEIGHTS_NAME
+
+
+class _Backend(Protocol):
+    input_size: int
+    metadata: dict[str, Any]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class _OnnxBackend:
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types for a damaged file
+            raise WeightsError(
+                f"cannot load ONNX weights {path}: the file is corrupted or not an "
+                f"ONNX model ({type(exc).__name__}: {exc})"
+            ) from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.metadata = json.loads(meta["digit_detector"])
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise WeightsError(
+                f"{path} has no digit-detector metadata; export it with `digit-detector export`"
+            ) from exc
+        if list(self.metadata.get("class_names", [])) != list(CLASS_NAMES):
+            raise WeightsError(f"{path}: class names differ from {list(CLASS_NAMES)}")
+        self.input_size = int(self.metadata["preprocess"]["input_size"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        # InferenceSession.run is thread-safe; no lock needed.
+        return np.asarray(self.session.run(None, {self.input_name: batch})[0])
+
+
+class _TorchBackend:
+    def __init__(self, path: Path, threads: int) -> None:
+        import torch
+
+        from .model.checkpoint import CheckpointError, load_model
+
+        try:
+            self.model, info = load_model(path)
+        except CheckpointError as exc:
+            raise WeightsError(str(exc)) from exc
+        self.metadata = info
+        self.input_size = int(info["preprocess"]["input_size"])
+        self._torch = torch
+        self._lock = threading.Lock()
+        torch.set_num_threads(threads)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock, self._torch.inference_mode():
+            out = self.model(self._torch.from_numpy(batch))
+        return out.numpy()
+
+
+class Detector:
+    """Finds digits, "other" drawings and "censored" drawings on a canvas image.
+
+    weights: .onnx (ONNX Runtime) or .pt (torch, for development); default: bundled weights.
+    backend: "onnx" or "torch"; default: from the file suffix.
+    Thread-safe: one instance can serve many app sessions at once.
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        backend: str | None = None,
+        conf: float = DEFAULT_CONF,
+        iou: float = DEFAULT_IOU,
+        threads: int = 2,
+    ) -> None:
+        path = Path(weights) if weights is not None else default_weights()
+        if not path.is_file():
+            raise WeightsError(f"weights file not found: {path}")
+        backend = backend or ("torch" if path.suffix == ".pt" else "onnx")
+        if backend not in ("onnx", "torch"):
+            raise ValueError(f"backend must be 'onnx' or 'torch', got {backend!r}")
+        self.weights = path
+        self.backend_name = backend
+        self.conf = conf
+        self.iou = iou
+        self._backend: _Backend = (_OnnxBackend if backend == "onnx" else _TorchBackend)(path, threads)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._backend.metadata
+
+    @property
+    def input_size(self) -> int:
+        return self._backend.input_size
+
+    def predict(
+        self, image: Image.Image | np.ndarray, conf: float | None = None, iou: float | None = None
+    ) -> list[Detection]:
+        """Detections sorted by descending score, boxes (x1, y1, x2, y2) in `image` pixels.
+
+        image: PIL image (any mode) or uint8 array (H, W), (H, W, 3) or (H, W, 4), any size.
+        """
+        x, letterbox = preprocess(image, self.input_size)
+        raw = self._backend(x[None])[0]
+        boxes, scores, ids = postprocess(
+            raw, self.conf if conf is None else conf, self.iou if iou is None else iou
+        )
+        boxes = letterbox.to_source(boxes)
+        return [
+            Detection(
+                label=CLASS_NAMES[c],
+                class_id=int(c),
+                score=float(s),
+                box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+            )
+            for b, s, c in zip(boxes, scores, ids, strict=True)
+        ]
+
+
+__all__ = ["INPUT_SIZE", "Detector", "WeightsError", "default_weights"]

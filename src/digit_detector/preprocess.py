@@ -1,0 +1,157 @@
+"""The ONE preprocessing path, shared by training, evaluation, the app and ONNX inference.
+
+canvas (PIL or uint8 array; gray, RGB or RGBA with any alpha) -> composite on white ->
+letterbox the whole canvas, keeping its aspect ratio, into a `size` x `size` square ->
+model input: float32, layout (3, size, size) CHW, RGB, values in [0, 1] (white = 1.0).
+
+`Letterbox` holds the exact forward/inverse map between canvas pixels and model-input pixels.
+Box convention everywhere: (x1, y1, x2, y2) in continuous pixel coordinates, where the pixel with
+index i covers [i, i + 1). A box around pixel columns 10..19 is therefore x1=10, x2=20.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+INPUT_SIZE = 192
+PAD_VALUE = 255  # letterbox padding is white, like the canvas
+INPUT_SCALE = 1.0 / 255.0  # uint8 gray -> float input; training applies the same to batches
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Maps canvas pixels to model-input pixels: input = canvas * scale + pad (per axis)."""
+
+    src_width: int
+    src_height: int
+    size: int
+    scale_x: float
+    scale_y: float
+    pad_x: int
+    pad_y: int
+
+    @classmethod
+    def fit(cls, width: int, height: int, size: int = INPUT_SIZE) -> Letterbox:
+        if width <= 0 or height <= 0:
+            raise ValueError(f"image must have a positive size, got {width}x{height}")
+        scale = min(size / width, size / height)
+        new_w = min(size, max(1, round(width * scale)))
+        new_h = min(size, max(1, round(height * scale)))
+        # Per-axis scales from the integer resized size make the inverse map exact.
+        return cls(
+            src_width=width,
+            src_height=height,
+            size=size,
+            scale_x=new_w / width,
+            scale_y=new_h / height,
+            pad_x=(size - new_w) // 2,
+            pad_y=(size - new_h) // 2,
+        )
+
+    @property
+    def resized_width(self) -> int:
+        return round(self.src_width * self.scale_x)
+
+    @property
+    def resized_height(self) -> int:
+        return round(self.src_height * self.scale_y)
+
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """Canvas-pixel boxes (N, 4) -> model-input-pixel boxes (N, 4)."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y])
+        pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y])
+        return boxes * scale + pad
+
+    def to_source(self, boxes: np.ndarray) -> np.ndarray:
+        """Model-input-pixel boxes (N, 4) -> canvas-pixel boxes (N, 4), clipped to the canvas."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y])
+        pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y])
+        out = (boxes - pad) / scale
+        out[:, 0::2] = out[:, 0::2].clip(0, self.src_width)
+        out[:, 1::2] = out[:, 1::2].clip(0, self.src_height)
+        return out
+
+
+def to_gray_on_white(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Any supported canvas image -> (H, W) uint8 grayscale composited on white.
+
+    Accepts PIL images in any mode, or uint8 arrays shaped (H, W), (H, W, 1), (H, W, 3) RGB or
+    (H, W, 4) RGBA. Transparent pixels become white whatever colour they carry, which is what
+    the drawing canvas sends (transparent background, black ink).
+    """
+    if isinstance(image, Image.Image):
+        image = _pil_to_array(image)
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"expected an image shaped (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    if image.ndim == 2:
+        return image
+    gray = cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_RGB2GRAY)
+    if image.shape[2] == 4:
+        alpha = image[:, :, 3].astype(np.uint16)
+        # out = gray * a + 255 * (1 - a), in integers with rounding.
+        gray = ((gray.astype(np.uint16) * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    return gray
+
+
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    if image.mode in ("L", "RGB", "RGBA"):
+        return np.asarray(image)
+    if image.mode in ("LA", "PA", "P", "RGBa", "La") or "transparency" in image.info:
+        return np.asarray(image.convert("RGBA"))
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # Scale high-bit-depth grayscale to 8 bit instead of clipping it.
+        arr = np.asarray(image, dtype=np.float64)
+        top = arr.max() if arr.size and arr.max() > 255 else 255.0
+        return (arr * (255.0 / top)).clip(0, 255).astype(np.uint8)
+    return np.asarray(image.convert("RGB"))
+
+
+def letterbox_gray(gray: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, Letterbox]:
+    """(H, W) uint8 -> (size, size) uint8 letterboxed on white, plus the transform."""
+    box = Letterbox.fit(gray.shape[1], gray.shape[0], size)
+    new_w, new_h = box.resized_width, box.resized_height
+    if (new_w, new_h) != (gray.shape[1], gray.shape[0]):
+        shrinking = new_w < gray.shape[1] or new_h < gray.shape[0]
+        # INTER_AREA keeps thin strokes visible when shrinking a large canvas.
+        interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        gray = cv2.resize(gray, (new_w, new_h), interpolation=interp)
+    out = np.full((size, size), PAD_VALUE, dtype=np.uint8)
+    out[box.pad_y : box.pad_y + new_h, box.pad_x : box.pad_x + new_w] = gray
+    return out, box
+
+
+def preprocess(image: Image.Image | np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, Letterbox]:
+    """Canvas image -> ((3, size, size) float32 model input in [0, 1], Letterbox transform).
+
+    Raises ValueError with a clear message for unsupported input (wrong dtype, empty image,
+    unsupported channel count).
+    """
+    square, box = letterbox_gray(to_gray_on_white(image), size)
+    return to_model_input(square), box
+
+
+def to_model_input(square: np.ndarray) -> np.ndarray:
+    """(S, S) uint8 letterboxed gray -> (3, S, S) float32 in [0, 1]: the model's input layout."""
+    gray = square.astype(np.float32)
+    gray *= INPUT_SCALE
+    return np.stack([gray, gray, gray])
+
+
+def is_blank(image: Image.Image | np.ndarray, ink_threshold: int = 250, min_ink_pixels: int = 3) -> bool:
+    """True when the canvas has (almost) no ink: skip inference and show a hint instead."""
+    gray = to_gray_on_white(image)
+    return int(np.count_nonzero(gray < ink_threshold)) < min_ink_pixels

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digit_detector.preprocess import INPUT_SIZE, Letterbox, is_blank, letterbox_gray, preprocess, to_gray_on_white
+
+SIZES = [(400, 400), (700, 250), (250, 700), (1, 1), (193, 97), (1000, 3)]
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_box_round_trip_is_exact(width: int, height: int) -> None:
+    lb = Letterbox.fit(width, height)
+    boxes = np.array([[0, 0, width, height], [width * 0.1, height * 0.2, width * 0.5, height * 0.9]])
+    back = lb.to_source(lb.to_input(boxes))
+    np.testing.assert_allclose(back, boxes, atol=1e-9)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_whole_canvas_fills_the_letterbox_centred(width: int, height: int) -> None:
+    lb = Letterbox.fit(width, height)
+    x1, y1, x2, y2 = lb.to_input(np.array([[0, 0, width, height]]))[0]
+    assert max(x2 - x1, y2 - y1) == pytest.approx(INPUT_SIZE)
+    assert x1 == lb.pad_x and y1 == lb.pad_y
+    assert abs((INPUT_SIZE - x2) - x1) <= 1 and abs((INPUT_SIZE - y2) - y1) <= 1
+
+
+@pytest.mark.parametrize(("width", "height"), [(400, 400), (700, 250), (250, 700)])
+def test_ink_lands_where_the_transform_says(width: int, height: int) -> None:
+    """A black block at known canvas pixels appears at the mapped input pixels (to the pixel)."""
+    canvas = np.full((height, width), 255, np.uint8)
+    x1, y1 = width // 4, height // 3
+    x2, y2 = x1 + width // 5 * 2, y1 + height // 4 * 2  # even sizes keep INTER_AREA edges crisp
+    canvas[y1:y2, x1:x2] = 0
+    square, lb = letterbox_gray(canvas)
+    ys, xs = np.nonzero(square < 128)
+    found = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)
+    expected = lb.to_input(np.array([[x1, y1, x2, y2]]))[0]
+    np.testing.assert_allclose(found, expected, atol=0.75)
+    back = lb.to_source(found[None])[0]
+    np.testing.assert_allclose(back, [x1, y1, x2, y2], atol=0.75 / min(lb.scale_x, lb.scale_y))
+
+
+def test_inverse_is_clipped_to_the_canvas() -> None:
+    lb = Letterbox.fit(700, 250)
+    out = lb.to_source(np.array([[-20.0, -20.0, 300.0, 300.0]]))[0]
+    assert out.tolist() == [0.0, 0.0, 700.0, 250.0]
+
+
+def _drawing(h: int = 120, w: int = 200) -> np.ndarray:
+    gray = np.full((h, w), 255, np.uint8)
+    gray[30:90, 50:60] = 0
+    gray[40:50, 60:150] = 90
+    return gray
+
+
+def test_transparent_and_white_background_give_the_same_input() -> None:
+    gray = _drawing()
+    ink_alpha = 255 - gray
+    transparent = np.zeros((*gray.shape, 4), np.uint8)  # the canvas: black ink, alpha = coverage
+    transparent[..., 3] = ink_alpha
+    transparent[..., :3][ink_alpha == 0] = (12, 200, 77)  # colour under alpha 0 must not matter
+    white = np.stack([gray] * 3 + [np.full_like(gray, 255)], axis=2)
+    a, _ = preprocess(transparent)
+    b, _ = preprocess(white)
+    np.testing.assert_allclose(a, b, atol=1 / 255 + 1e-6)
+
+
+def test_gray_rgb_rgba_and_pil_give_the_same_input() -> None:
+    gray = _drawing()
+    rgb = np.stack([gray] * 3, axis=2)
+    rgba = np.concatenate([rgb, np.full((*gray.shape, 1), 255, np.uint8)], axis=2)
+    ref, _ = preprocess(gray)
+    for variant in (rgb, rgba, gray[..., None], Image.fromarray(gray), Image.fromarray(rgb), Image.fromarray(rgba),
+                    Image.fromarray(gray).convert("P"), Image.fromarray(rgba).convert("LA")):
+        got, _ = preprocess(variant)
+        np.testing.assert_allclose(got, ref, atol=1 / 255 + 1e-6)
+
+
+def test_model_input_layout() -> None:
+    x, _ = preprocess(_drawing())
+    assert x.shape == (3, INPUT_SIZE, INPUT_SIZE) and x.dtype == np.float32
+    assert x.min() >= 0.0 and x.max() == 1.0
+    np.testing.assert_array_equal(x[0], x[1])
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((0, 10), np.uint8), "empty"),
+        (np.zeros((10, 0, 3), np.uint8), "empty"),
+        (np.zeros((10, 10), np.float32), "uint8"),
+        (np.zeros((10, 10, 5), np.uint8), "shaped"),
+        (np.zeros((10,), np.uint8), "shaped"),
+        ("not an image", "PIL image or a numpy array"),
+    ],
+)
+def test_bad_input_raises_a_clear_value_error(bad: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        preprocess(bad)  # type: ignore[arg-type]
+
+
+def test_blank_canvas_detection() -> None:
+    transparent = np.zeros((50, 50, 4), np.uint8)
+    assert is_blank(transparent)
+    assert is_blank(np.full((50, 50), 255, np.uint8))
+    drawn = transparent.copy()
+    drawn[10:20, 10:12, 3] = 255
+    assert not is_blank(drawn)
+    assert to_gray_on_white(drawn)[15, 11] == 0
