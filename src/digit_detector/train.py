@@ -51,7 +51,7 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 32
     lr: float = 2e-3
-    weight_decay: float = 5e-4
+    weight_decay: float = 0.05  # AdamW (decoupled): multiplied by the learning rate
     warmup_steps: int = 300
     final_lr_fraction: float = 0.05
     ema_decay: float = 0.999

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .strokes import normalise
-
 
 @dataclass(frozen=True)
 class StrokeAugment:
@@ -53,7 +51,8 @@ def augment_strokes(
     strokes: list[np.ndarray], rng: np.random.Generator, aug: StrokeAugment
 ) -> list[np.ndarray]:
     """Random affine (rotation, shear, aspect), jitter, smoothing and tiny-stroke dropping;
-    returns strokes re-normalised to span 1 on the longer side."""
+    returns strokes re-normalised to span 1 on the longer side. Works on all points at once
+    (one matrix product for the whole drawing): this runs for every object of every scene."""
     if aug.drop_tiny_stroke_prob and len(strokes) > 2 and rng.random() < aug.drop_tiny_stroke_prob:
         sizes = [float(np.ptp(s, axis=0).max()) if len(s) > 1 else 0.0 for s in strokes]
         tiny = [i for i, size in enumerate(sizes) if size < aug.tiny_stroke_size]
@@ -69,14 +68,21 @@ def augment_strokes(
         @ np.array([[1.0, shear], [0.0, 1.0]])
         @ np.diag([np.sqrt(aspect), 1 / np.sqrt(aspect)])
     ).astype(np.float32)
-    do_smooth = rng.random() < aug.smooth_prob
-    out = []
-    for s in strokes:
-        s = (s - 0.5) @ matrix.T
-        if aug.jitter:
-            s = s + rng.normal(0.0, aug.jitter, s.shape).astype(np.float32)
-        out.append(smooth(s) if do_smooth else s)
-    return normalise(out)
+    lengths = [len(s) for s in strokes]
+    points = (np.concatenate(strokes) - 0.5) @ matrix.T
+    if aug.jitter:
+        points += rng.normal(0.0, aug.jitter, points.shape).astype(np.float32)
+    if rng.random() < aug.smooth_prob and len(points) > 2:
+        # 3-tap moving average on every point that is not a stroke's first or last.
+        ends = np.zeros(len(points), dtype=bool)
+        starts = np.cumsum([0, *lengths[:-1]])
+        ends[starts] = True
+        ends[starts + np.array(lengths) - 1] = True
+        inner = np.flatnonzero(~ends)
+        points[inner] = (points[inner - 1] + points[inner] + points[inner + 1]) / 3
+    points -= points.min(axis=0)
+    points /= max(float(points.max()), 1e-6)
+    return np.split(points, np.cumsum(lengths)[:-1])
 
 
 @dataclass(frozen=True)

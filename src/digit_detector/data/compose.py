@@ -16,11 +16,12 @@ import numpy as np
 
 from ..classes import CENSORED_ID, DIGIT_IDS, NUM_CLASSES, OTHER_ID
 from ..preprocess import Letterbox
-from .augment import RasterNoise, StrokeAugment, augment_strokes, resample
+from .augment import RasterNoise, StrokeAugment, augment_strokes
 from .strokes import Drawing
 
 _SHIFT = 4  # cv2 sub-pixel bits: coordinates are drawn at 1/16 px precision
 _ONE = 1 << _SHIFT
+_SPACINGS = (0.012, 0.018, 0.027)  # point spacing, fraction of the drawing's longer side
 
 
 @dataclass(frozen=True)
@@ -280,11 +281,12 @@ class SceneComposer:
     def _object(self, class_id: int, side: float, rng: np.random.Generator) -> PlacedObject:
         """A drawing of `class_id`, longer side `side` px, points placed with min at (0, 0)."""
         drawing = self.pool.sample(class_id, rng)
-        strokes = drawing.strokes
+        # Point spacing varies in training (a coarse or dense pen); a few fixed levels are cached.
+        spacing = float(rng.choice(_SPACINGS)) if self.augment is not None else _SPACINGS[1]
+        strokes = drawing.resampled(spacing)
         if self.augment is not None:
             strokes = augment_strokes(strokes, rng, self.augment)
-        spacing = rng.uniform(0.012, 0.03) if self.augment is not None else 0.015
-        scaled = [resample(s, spacing) * side for s in strokes]
+        scaled = [s * side for s in strokes]
         return PlacedObject(class_id=class_id, strokes=scaled, box=_points_box(scaled))
 
     def _number_rows(
@@ -366,7 +368,7 @@ class SceneComposer:
         if objects:
             smallest = min(float(max(o.box[2] - o.box[0], o.box[3] - o.box[1])) for o in objects)
             stroke_width = min(stroke_width, 0.2 * smallest)
-        return max(1, round(stroke_width))
+        return max(1, int(stroke_width))  # never above the width layouts left room for
 
 
 def _points_box(strokes: list[np.ndarray]) -> np.ndarray:

@@ -49,6 +49,15 @@ class Drawing:
     strokes: list[np.ndarray] = field(repr=False)  # each (K, 2) float32, K >= 1
     synthetic: bool = False
 
+    def resampled(self, spacing: float) -> list[np.ndarray]:
+        """Strokes with points every `spacing` (memoised: every scene reuses them)."""
+        cache = self.__dict__.setdefault("_resampled", {})
+        if spacing not in cache:
+            from .augment import resample
+
+            cache[spacing] = [resample(s, spacing) for s in self.strokes]
+        return cache[spacing]
+
     @property
     def group(self) -> str:
         """What the train/val split is keyed on: the writer where known, else the drawing."""
