@@ -20,13 +20,21 @@ def _digit_strokes(label: str, rng: np.random.Generator) -> list[list[list[float
     t = np.linspace(0, 1, 25)
     j = lambda a: (np.asarray(a) + rng.normal(0, 1.5, np.shape(a))).round(1).tolist()  # noqa: E731
     circle = lambda cx, cy, rx, ry, a0=0, a1=2 * math.pi: np.stack(  # noqa: E731
-        [cx + rx * np.cos(a0 + (a1 - a0) * t), cy + ry * np.sin(a0 + (a1 - a0) * t)], 1)
+        [cx + rx * np.cos(a0 + (a1 - a0) * t), cy + ry * np.sin(a0 + (a1 - a0) * t)], 1
+    )
     line = lambda x0, y0, x1, y1: np.stack([x0 + (x1 - x0) * t, y0 + (y1 - y0) * t], 1)  # noqa: E731
     shapes = {
         "0": [circle(30, 50, 25, 45)],
         "1": [line(30, 0, 30, 100), line(15, 20, 30, 0)],
-        "2": [np.concatenate([circle(30, 30, 25, 28, math.pi, 2.2 * math.pi), line(50, 45, 5, 100), line(5, 100, 55, 100)])],
-        "3": [circle(30, 27, 24, 25, -math.pi / 1.2, math.pi / 2), circle(30, 75, 26, 25, -math.pi / 2, math.pi / 1.2)],
+        "2": [
+            np.concatenate(
+                [circle(30, 30, 25, 28, math.pi, 2.2 * math.pi), line(50, 45, 5, 100), line(5, 100, 55, 100)]
+            )
+        ],
+        "3": [
+            circle(30, 27, 24, 25, -math.pi / 1.2, math.pi / 2),
+            circle(30, 75, 26, 25, -math.pi / 2, math.pi / 1.2),
+        ],
         "4": [line(40, 0, 0, 70), line(0, 70, 60, 70), line(45, 30, 45, 100)],
         "5": [line(55, 0, 10, 0), line(10, 0, 5, 45), circle(30, 70, 27, 28, -math.pi / 1.3, math.pi / 1.2)],
         "6": [np.concatenate([line(45, 0, 10, 50), circle(32, 72, 25, 27, math.pi, 3 * math.pi)])],
@@ -34,8 +42,13 @@ def _digit_strokes(label: str, rng: np.random.Generator) -> list[list[list[float
         "8": [circle(30, 25, 20, 24), circle(30, 75, 25, 25)],
         "9": [circle(30, 28, 24, 26), line(54, 28, 45, 100)],
         "other": [line(0, 0, 80, 80), line(80, 0, 0, 80), circle(40, 40, 15, 15)],
-        "censored": [circle(40, 90, 18, 12), circle(80, 90, 18, 12), line(48, 80, 48, 10), line(72, 80, 72, 10),
-                     circle(60, 10, 12, 10, math.pi, 2 * math.pi)],
+        "censored": [
+            circle(40, 90, 18, 12),
+            circle(80, 90, 18, 12),
+            line(48, 80, 48, 10),
+            line(72, 80, 72, 10),
+            circle(60, 10, 12, 10, math.pi, 2 * math.pi),
+        ],
     }
     return [j(s) for s in shapes[label]]
 
@@ -53,8 +66,15 @@ def build_stroke_fixture(root: Path, per_label: int = 6, writers: int = 12, seed
         for label in labels:
             for i in range(per_label):
                 writer = f"w{i % writers}" if name.startswith("unipen") else None
-                records.append({"id": f"{name}/{label}/{i}", "label": label, "text": label, "writer": writer,
-                                "strokes": _digit_strokes(label, rng)})
+                records.append(
+                    {
+                        "id": f"{name}/{label}/{i}",
+                        "label": label,
+                        "text": label,
+                        "writer": writer,
+                        "strokes": _digit_strokes(label, rng),
+                    }
+                )
         write_stroke_file(root / "strokes" / f"{name}.jsonl.gz", records)
     return root
 
@@ -62,3 +82,35 @@ def build_stroke_fixture(root: Path, per_label: int = 6, writers: int = 12, seed
 @pytest.fixture(scope="session")
 def stroke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_stroke_fixture(tmp_path_factory.mktemp("strokes"))
+
+
+@pytest.fixture(scope="session")
+def onnx_weights() -> Path:
+    """The shipped ONNX weights: the product under test."""
+    if not SHIPPED_ONNX.exists():
+        pytest.fail(f"shipped weights missing: {SHIPPED_ONNX}")
+    return SHIPPED_ONNX
+
+
+def render_digit_canvas(
+    label: str,
+    size: tuple[int, int] = (400, 400),
+    stroke: float = 14.0,
+    seed: int = 0,
+    box: tuple[float, float, float, float] = (120, 70, 280, 330),
+) -> np.ndarray:
+    """A transparent RGBA canvas with one fixture-style digit in `box`, as the app receives it."""
+    from digit_detector.data.compose import draw_strokes
+    from digit_detector.data.strokes import normalise
+
+    rng = np.random.default_rng(seed)
+    strokes = normalise(_digit_strokes(label, rng))
+    pts = np.concatenate(strokes)
+    span = pts.max(axis=0)
+    x1, y1, x2, y2 = box
+    scale = min((x2 - x1) / max(span[0], 1e-6), (y2 - y1) / max(span[1], 1e-6))
+    gray = np.full((size[1], size[0]), 255, np.uint8)
+    draw_strokes(gray, [s * scale + np.array([x1, y1], np.float32) for s in strokes], stroke)
+    rgba = np.zeros((size[1], size[0], 4), np.uint8)
+    rgba[..., 3] = 255 - gray
+    return rgba

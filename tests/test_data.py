@@ -75,11 +75,13 @@ def test_boxes_match_each_objects_own_ink(drawings: list, augment: StrokeAugment
 
 def test_every_augmentation_keeps_ink_inside_the_box(drawings: list) -> None:
     """Each stroke-space step alone, at its extreme, still gives boxes that match the ink."""
-    extremes = [StrokeAugment(rotation_deg=30, shear=0, log_aspect=0, jitter=0, smooth_prob=0),
-                StrokeAugment(rotation_deg=0, shear=0.5, log_aspect=0, jitter=0, smooth_prob=0),
-                StrokeAugment(rotation_deg=0, shear=0, log_aspect=0.5, jitter=0, smooth_prob=0),
-                StrokeAugment(rotation_deg=0, shear=0, log_aspect=0, jitter=0.02, smooth_prob=1.0),
-                StrokeAugment(drop_tiny_stroke_prob=1.0, tiny_stroke_size=0.5)]
+    extremes = [
+        StrokeAugment(rotation_deg=30, shear=0, log_aspect=0, jitter=0, smooth_prob=0),
+        StrokeAugment(rotation_deg=0, shear=0.5, log_aspect=0, jitter=0, smooth_prob=0),
+        StrokeAugment(rotation_deg=0, shear=0, log_aspect=0.5, jitter=0, smooth_prob=0),
+        StrokeAugment(rotation_deg=0, shear=0, log_aspect=0, jitter=0.02, smooth_prob=1.0),
+        StrokeAugment(drop_tiny_stroke_prob=1.0, tiny_stroke_size=0.5),
+    ]
     for aug in extremes:
         test_boxes_match_each_objects_own_ink(drawings, aug)
 

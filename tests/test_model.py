@@ -19,7 +19,12 @@ def test_full_yolov3_has_the_published_size() -> None:
     model = build_model(load_config("yolov3"))
     assert count_parameters(model) == 61_582_969
     assert [n for n, _ in model.backbone.stages.named_children()] == [
-        "stage1_s2", "stage2_s4", "stage3_s8", "stage4_s16", "stage5_s32"]
+        "stage1_s2",
+        "stage2_s4",
+        "stage3_s8",
+        "stage4_s16",
+        "stage5_s32",
+    ]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -60,7 +65,7 @@ def _fixed_scenes(n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
             x1 = 10 + k * 95 + rng.uniform(0, 20)
             y1 = rng.uniform(10, 192 - h - 10)
             cls = (b * 2 + k) % 12
-            images[b, :, int(y1):int(y1 + h), int(x1):int(x1 + w)] = cls / 24  # class as shade
+            images[b, :, int(y1) : int(y1 + h), int(x1) : int(x1 + w)] = cls / 24  # class as shade
             targets.append([b, cls, int(x1), int(y1), int(x1 + w), int(y1 + h)])
     return images, torch.tensor(targets, dtype=torch.float32)
 
@@ -86,7 +91,7 @@ def test_model_overfits_a_handful_of_scenes() -> None:
     with torch.no_grad():
         out = model(images).numpy()
     for b in range(len(images)):
-        boxes, scores, classes = postprocess(out[b], conf=0.3)
+        boxes, _, classes = postprocess(out[b], conf=0.3)
         truth = targets[targets[:, 0] == b]
         assert len(boxes) >= len(truth)
         for t in truth:

@@ -57,12 +57,14 @@ def _raw(rows: list[list[float]], num_classes: int = 12) -> np.ndarray:
 
 
 def test_postprocess_filters_decodes_and_sorts() -> None:
-    raw = _raw([
-        [50, 50, 20, 40, 0.9, 3, 0.9],  # 0.81
-        [52, 50, 20, 40, 0.8, 3, 0.9],  # duplicate of the first, suppressed
-        [52, 50, 20, 40, 0.8, 7, 0.9],  # same place, other class: kept
-        [150, 150, 10, 10, 0.3, 1, 0.5],  # 0.15 < conf
-    ])
+    raw = _raw(
+        [
+            [50, 50, 20, 40, 0.9, 3, 0.9],  # 0.81
+            [52, 50, 20, 40, 0.8, 3, 0.9],  # duplicate of the first, suppressed
+            [52, 50, 20, 40, 0.8, 7, 0.9],  # same place, other class: kept
+            [150, 150, 10, 10, 0.3, 1, 0.5],  # 0.15 < conf
+        ]
+    )
     boxes, scores, classes = postprocess(raw, conf=0.25, iou=0.45)
     assert classes.tolist() == [3, 7]
     np.testing.assert_allclose(scores, [0.81, 0.72], rtol=1e-5)

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digit_detector.preprocess import INPUT_SIZE, Letterbox, is_blank, letterbox_gray, preprocess, to_gray_on_white
+from digit_detector.preprocess import (
+    INPUT_SIZE,
+    Letterbox,
+    is_blank,
+    letterbox_gray,
+    preprocess,
+    to_gray_on_white,
+)
 
 SIZES = [(400, 400), (700, 250), (250, 700), (1, 1), (193, 97), (1000, 3)]
 
@@ -72,8 +79,16 @@ def test_gray_rgb_rgba_and_pil_give_the_same_input() -> None:
     rgb = np.stack([gray] * 3, axis=2)
     rgba = np.concatenate([rgb, np.full((*gray.shape, 1), 255, np.uint8)], axis=2)
     ref, _ = preprocess(gray)
-    for variant in (rgb, rgba, gray[..., None], Image.fromarray(gray), Image.fromarray(rgb), Image.fromarray(rgba),
-                    Image.fromarray(gray).convert("P"), Image.fromarray(rgba).convert("LA")):
+    for variant in (
+        rgb,
+        rgba,
+        gray[..., None],
+        Image.fromarray(gray),
+        Image.fromarray(rgb),
+        Image.fromarray(rgba),
+        Image.fromarray(gray).convert("P"),
+        Image.fromarray(rgba).convert("LA"),
+    ):
         got, _ = preprocess(variant)
         np.testing.assert_allclose(got, ref, atol=1 / 255 + 1e-6)
 

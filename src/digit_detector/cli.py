@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,9 +33,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _duration(text: str) -> float:
-    from .train import parse_duration
+def parse_duration(text: str) -> float:
+    """'45m', '90s', '1h30m', '1.5h' or plain seconds -> seconds."""
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"cannot read duration {text!r}: use e.g. 45m, 90s, 1h30m")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
 
+
+def _duration(text: str) -> float:
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -78,23 +88,29 @@ def build_parser() -> argparse.ArgumentParser:
     anchors.add_argument("--seed", type=int, default=0)
     anchors.add_argument("--write", action="store_true", help="store the anchors in the config file")
 
-    train = sub.add_parser("train", help="train a model from scratch (or fine-tune / resume)")
-    train.add_argument("--config", default="models/yolov3-pico.yaml")
-    train.add_argument("--out", default="runs/train", help="output folder (checkpoints, metrics)")
+    train = sub.add_parser(
+        "train",
+        help="train a model from scratch (or fine-tune / resume)",
+        description="Defaults not shown here are TrainConfig's (src/digit_detector/train.py).",
+    )
+    train.add_argument(
+        "--config", dest="model_config", default=None, help="models/X.yaml (default yolov3-pico)"
+    )
+    train.add_argument("--out", dest="out_dir", default=None, help="output folder (default runs/train)")
     train.add_argument(
         "--time-budget",
         type=_duration,
-        default=_duration("45m"),
-        help="wall time including validation, e.g. 45m, 90s, 1h",
+        default=None,
+        help="wall time including validation, e.g. 45m, 90s, 1h (default 45m)",
     )
     train.add_argument("--max-steps", type=_positive_int, default=None)
-    train.add_argument("--batch-size", type=_positive_int, default=32)
-    train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--batch-size", type=_positive_int, default=None)
+    train.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate")
+    train.add_argument("--seed", type=int, default=None)
     train.add_argument("--workers", type=int, default=None, help="data worker processes")
-    train.add_argument("--threads", type=_positive_int, default=2, help="torch threads")
-    train.add_argument("--val-every", type=_duration, default=_duration("4m"))
-    train.add_argument("--val-scenes", type=_positive_int, default=400)
+    train.add_argument("--threads", type=_positive_int, default=None, help="torch threads")
+    train.add_argument("--val-every", type=_duration, default=None, help="time between validations")
+    train.add_argument("--val-scenes", type=_positive_int, default=None)
     train.add_argument("--resume", default=None, help="last.pt of an interrupted run")
     train.add_argument("--init-weights", default=None, help="fine-tune from this checkpoint")
     train.add_argument("--data-dir", default=None)
@@ -223,27 +239,14 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from .train import TrainConfig, train
 
-    cfg = TrainConfig(
-        model_config=args.config,
-        out_dir=args.out,
-        data_dir=args.data_dir,
-        time_budget=args.time_budget,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        threads=args.threads,
-        val_every=args.val_every,
-        val_scenes=args.val_scenes,
-        resume=args.resume,
-        init_weights=args.init_weights,
-        limit_per_file=args.limit_per_file,
-    )
-    if args.workers is not None:
-        cfg.workers = args.workers
-    summary = train(cfg, progress=not args.quiet)
+    given = {
+        f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None
+    }
+    summary = train(TrainConfig(**given), progress=not args.quiet)
     print(json.dumps(summary, indent=2))
     return 0
 

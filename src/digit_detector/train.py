@@ -8,7 +8,6 @@ import copy
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
@@ -31,17 +30,6 @@ from .postprocess import postprocess
 from .preprocess import INPUT_SCALE
 
 
-def parse_duration(text: str) -> float:
-    """'45m', '90s', '1h30m', '1.5h' or plain seconds -> seconds."""
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"cannot read duration {text!r}: use e.g. 45m, 90s, 1h30m")
-    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-
-
 @dataclass
 class TrainConfig:
     model_config: str = "models/yolov3-pico.yaml"
@@ -50,8 +38,8 @@ class TrainConfig:
     time_budget: float = 45 * 60.0  # seconds of wall time, validation included
     max_steps: int | None = None
     batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 0.05  # AdamW (decoupled): multiplied by the learning rate
+    lr: float = 1e-3
+    weight_decay: float = 5e-4  # AdamW (decoupled: multiplied by the learning rate)
     warmup_steps: int = 300
     final_lr_fraction: float = 0.05
     ema_decay: float = 0.999

@@ -1,0 +1,103 @@
+"""Page logic with Streamlit's AppTest. The canvas and the uploader are browser widgets, so the
+tests hand the page their result through the very calls app.py makes."""
+
+from __future__ import annotations
+
+import io
+import sys
+import types
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import streamlit
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from digit_detector.analysis import BLANK_HINT
+
+from .conftest import REPO, render_digit_canvas
+
+APP = str(REPO / "app.py")
+
+
+@pytest.fixture
+def page(monkeypatch: pytest.MonkeyPatch, onnx_weights: Path):  # type: ignore[no-untyped-def]
+    state: dict[str, Any] = {"canvas": None, "upload": None}
+
+    def fake_canvas(**kwargs: Any) -> SimpleNamespace:
+        assert kwargs["return_image_data"] is True and kwargs["background_color"] == "#FFFFFF"
+        return SimpleNamespace(image_data=state["canvas"])
+
+    real_uploader = streamlit.file_uploader
+
+    def fake_uploader(*args: Any, **kwargs: Any) -> Any:
+        real_uploader(*args, **kwargs)  # keep the widget on the page
+        data = state["upload"]
+        return None if data is None else SimpleNamespace(getvalue=lambda: data)
+
+    # The real component registers browser assets, which only works under `streamlit run`;
+    # the page gets a stand-in module with the same call.
+    fake_module = types.ModuleType("streamlit_drawable_canvas")
+    fake_module.st_canvas = fake_canvas  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", fake_module)
+    monkeypatch.setattr(streamlit, "file_uploader", fake_uploader)
+    monkeypatch.setenv("DIGIT_DETECTOR_WEIGHTS", str(onnx_weights))
+
+    def run(canvas: np.ndarray | None = None, upload: bytes | None = None) -> AppTest:
+        state["canvas"], state["upload"] = canvas, upload
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    return run
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.markdown, *at.info, *at.warning, *at.error, *at.code, *at.caption)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_empty_canvas_shows_a_hint_and_runs_no_inference(page) -> None:  # type: ignore[no-untyped-def]
+    at = page(None)
+    assert BLANK_HINT in [i.value for i in at.info]
+    assert not at.dataframe
+    at = page(np.zeros((400, 400, 4), np.uint8))  # transparent, nothing drawn
+    assert BLANK_HINT in [i.value for i in at.info]
+
+
+def test_one_digit_is_detected_and_read(page) -> None:  # type: ignore[no-untyped-def]
+    at = page(render_digit_canvas("7"))
+    assert at.dataframe, _texts(at)
+    table = at.dataframe[0].value
+    assert len(table) >= 1
+    assert "Number read left to right" in _texts(at)
+    assert "Server time" in _texts(at)
+
+
+def test_corrupt_upload_gets_a_clear_message(page) -> None:  # type: ignore[no-untyped-def]
+    at = page(None, upload=b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    assert any("corrupted" in e.value or "not a readable image" in e.value for e in at.error), _texts(at)
+
+
+def test_upload_of_a_drawing_goes_through_the_same_path(page) -> None:  # type: ignore[no-untyped-def]
+    buffer = io.BytesIO()
+    Image.fromarray(255 - render_digit_canvas("4")[..., 3]).save(buffer, format="PNG")
+    at = page(None, upload=buffer.getvalue())
+    assert len(at.dataframe) == 1  # the upload tab's results (the canvas is blank)
+
+
+def test_censored_detections_are_labelled_and_pixelated(monkeypatch: pytest.MonkeyPatch, page) -> None:  # type: ignore[no-untyped-def]
+    """With a detector that reports a censored region, the table says so and the page shows
+    the pixelated result (the pixels themselves are checked in test_inference)."""
+    from digit_detector import Detection, inference
+
+    def fake_predict(self: Any, image: Any, conf: float | None = None, iou: float | None = None) -> list:
+        return [Detection("censored", 11, 0.97, (100.0, 100.0, 300.0, 300.0))]
+
+    monkeypatch.setattr(inference.Detector, "predict", fake_predict)
+    at = page(render_digit_canvas("8"))
+    assert at.dataframe[0].value["label"].tolist() == ["censored"]

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digit_detector import Detector, WeightsError
+from digit_detector.classes import CLASS_NAMES, Detection
+from digit_detector.render import annotate, read_numbers
+
+from .conftest import render_digit_canvas
+
+
+@pytest.fixture(scope="module")
+def detector(onnx_weights: Path) -> Detector:
+    return Detector(onnx_weights)
+
+
+def test_detector_accepts_every_image_kind_and_size(detector: Detector) -> None:
+    rgba = render_digit_canvas("7")
+    gray = 255 - rgba[..., 3]
+    rgb = np.stack([gray] * 3, axis=2)
+    results = [detector.predict(x) for x in (rgba, rgb, gray, Image.fromarray(rgba), Image.fromarray(gray))]
+    for dets in results:
+        assert all(isinstance(d, Detection) for d in dets)
+        assert [d.score for d in dets] == sorted((d.score for d in dets), reverse=True)
+    ref = [(d.class_id, d.box) for d in results[0]]
+    for dets in results[1:]:
+        assert [d.class_id for d in dets] == [c for c, _ in ref]
+        for d, (_, box) in zip(dets, ref, strict=True):
+            np.testing.assert_allclose(d.box, box, atol=0.5)
+    for shape in ((1, 1), (3, 999), (777, 5), (250, 700), (1001, 333)):
+        out = detector.predict(np.full(shape, 255, np.uint8))
+        for d in out:
+            assert 0 <= d.box[0] <= d.box[2] <= shape[1] and 0 <= d.box[1] <= d.box[3] <= shape[0]
+
+
+def test_boxes_are_in_the_input_pixels(detector: Detector) -> None:
+    """The same drawing on a larger canvas gives the same box, shifted and in canvas pixels."""
+    small = render_digit_canvas("4", size=(400, 400), box=(100, 60, 260, 320))
+    big = np.zeros((600, 900, 4), np.uint8)
+    big[100:500, 200:600] = small
+    a = detector.predict(small)
+    b = detector.predict(big)
+    assert a and b and a[0].class_id == b[0].class_id
+    expected = np.array(a[0].box) + np.array([200, 100, 200, 100])
+    np.testing.assert_allclose(b[0].box, expected, atol=8)
+
+
+def test_detector_is_thread_safe(detector: Detector) -> None:
+    canvas = render_digit_canvas("3")
+    ref = detector.predict(canvas)
+    results: list[list[Detection]] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(5):
+                results.append(detector.predict(canvas))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 20
+    assert all(r == ref for r in results)
+
+
+def test_missing_and_corrupted_weights_give_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="not found"):
+        Detector(tmp_path / "nope.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x01garbage" * 100)
+    with pytest.raises(WeightsError, match="corrupted"):
+        Detector(bad)
+    bad_pt = tmp_path / "bad.pt"
+    bad_pt.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="corrupted"):
+        Detector(bad_pt)
+
+
+def test_serving_imports_neither_torch_nor_matplotlib(onnx_weights: Path) -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from digit_detector import Detector\n"
+        "from digit_detector.analysis import analyse\n"
+        f"d = Detector({str(onnx_weights)!r})\n"
+        "analyse(np.zeros((50, 50, 4), np.uint8), d); d.predict(np.zeros((50, 50), np.uint8))\n"
+        "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def _predict_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "digit_detector", "predict", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_predict_cli_json_contract(tmp_path: Path, onnx_weights: Path) -> None:
+    paths = []
+    for i, label in enumerate(("2", "8")):
+        p = tmp_path / f"img{i}.png"
+        Image.fromarray(render_digit_canvas(label, size=(300 + 100 * i, 400))).save(p)
+        paths.append(str(p))
+    out = _predict_cli("--json", "--conf", "0.2", "--weights", str(onnx_weights), *paths)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert [r["path"] for r in data] == paths
+    for r, w in zip(data, (300, 400), strict=True):
+        assert set(r) == {"path", "width", "height", "detections"}
+        assert (r["width"], r["height"]) == (w, 400)
+        for d in r["detections"]:
+            assert set(d) == {"class_id", "label", "score", "box"}
+            assert CLASS_NAMES[d["class_id"]] == d["label"] and 0.2 <= d["score"] <= 1
+            x1, y1, x2, y2 = d["box"]
+            assert 0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= 400
+    table = _predict_cli("--weights", str(onnx_weights), paths[0])
+    assert table.returncode == 0 and "detections" in table.stdout
+
+
+def test_predict_cli_reports_bad_files_and_keeps_going(tmp_path: Path, onnx_weights: Path) -> None:
+    good = tmp_path / "good.png"
+    Image.fromarray(render_digit_canvas("5")).save(good)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    missing = tmp_path / "missing.png"
+    out = _predict_cli(
+        "--json", "--weights", str(onnx_weights), str(missing), str(good), str(corrupt), str(empty)
+    )
+    assert out.returncode != 0
+    data = json.loads(out.stdout)
+    assert [r["path"] for r in data] == [str(good)]
+    for name in ("missing.png", "corrupt.png", "empty.png"):
+        assert name in out.stderr
+    bad_conf = _predict_cli("--conf", "2", str(good))
+    assert bad_conf.returncode == 2 and "[0, 1]" in bad_conf.stderr
+
+
+def test_annotation_pixelates_censored_and_reads_numbers() -> None:
+    canvas = np.full((200, 400), 255, np.uint8)
+    canvas[50:150, 250:350] = np.tile(np.array([0, 255], np.uint8), (100, 50))  # fine stripes
+    dets = [
+        Detection("1", 1, 0.9, (10, 40, 40, 120)),
+        Detection("7", 7, 0.8, (60, 45, 95, 125)),
+        Detection("censored", 11, 0.95, (250, 50, 350, 150)),
+        Detection("3", 3, 0.7, (10, 150, 40, 199)),
+    ]
+    out = np.asarray(annotate(canvas, dets).convert("L"))
+    inner = out[70:130, 270:330]
+    assert inner.std() < 40, "censored region must not show the drawing"
+    assert read_numbers(dets) == ["17", "3"]
+    spaced = [Detection("4", 4, 0.9, (0, 0, 20, 30)), Detection("2", 2, 0.9, (100, 2, 120, 32))]
+    assert read_numbers(spaced) == ["4 2"]
+    assert read_numbers([]) == []

@@ -1,0 +1,208 @@
+"""End to end on tiny data: train a few dozen steps, generate a YOLO set, evaluate, export,
+check ONNX parity, resume, and predict with both backends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from digit_detector import Detector
+from digit_detector.cli import main
+from digit_detector.data.dataset import fixed_scenes
+from digit_detector.data.strokes import load_drawings
+from digit_detector.export import check_parity
+from digit_detector.model.checkpoint import load_model, read_checkpoint
+from digit_detector.preprocess import to_model_input
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(stroke_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    code = main(
+        [
+            "train",
+            "--config",
+            "models/yolov3-pico.yaml",
+            "--data-dir",
+            str(stroke_dir),
+            "--max-steps",
+            "30",
+            "--batch-size",
+            "8",
+            "--val-scenes",
+            "16",
+            "--time-budget",
+            "10m",
+            "--val-every",
+            "10m",
+            "--workers",
+            "0",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_training_writes_checkpoints_metrics_and_curves(trained: Path) -> None:
+    summary = json.loads((trained / "summary.json").read_text())
+    assert summary["steps"] == 30 and summary["images_seen"] == 240
+    assert 0.0 <= summary["best_map50"] <= 1.0
+    records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    train_losses = [r["loss"] for r in records if r["kind"] == "train"]
+    assert train_losses and all(np.isfinite(train_losses))
+    assert any(r["kind"] == "val" for r in records)
+    assert (trained / "training_curves.png").stat().st_size > 1000
+    ckpt = read_checkpoint(trained / "best.pt")
+    assert ckpt["config"]["name"] == "yolov3-pico"
+    assert ckpt["preprocess"]["input_size"] == 192
+    assert len(ckpt["config"]["anchors"]) == 3
+    assert ckpt["meta"]["step"] == 30
+
+
+def test_resume_continues_from_the_checkpoint(trained: Path, stroke_dir: Path, tmp_path: Path) -> None:
+    code = main(
+        [
+            "train",
+            "--resume",
+            str(trained / "last.pt"),
+            "--data-dir",
+            str(stroke_dir),
+            "--max-steps",
+            "36",
+            "--batch-size",
+            "8",
+            "--val-scenes",
+            "8",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 36 and summary["images_seen"] == 288
+
+
+def test_fine_tune_starts_from_given_weights(trained: Path, stroke_dir: Path, tmp_path: Path) -> None:
+    code = main(
+        [
+            "train",
+            "--init-weights",
+            str(trained / "best.pt"),
+            "--data-dir",
+            str(stroke_dir),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--val-scenes",
+            "4",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    assert code == 0 and (tmp_path / "best.pt").exists()
+
+
+def test_generate_evaluate_and_report(trained: Path, stroke_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "yolo"
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--data-dir",
+                str(stroke_dir),
+                "--out",
+                str(data),
+                "--n",
+                "10",
+                "--split",
+                "train",
+            ]
+        )
+        == 0
+    )
+    assert len(list((data / "images").iterdir())) == 10
+    assert (
+        main(
+            [
+                "evaluate",
+                "--weights",
+                str(trained / "best.pt"),
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert 0.0 <= report["map50"] <= 1.0 and 0.0 <= report["map50_95"] <= report["map50"] + 1e-9
+    assert report["images"] == 10
+    matrix = np.array(report["confusion_matrix"]["rows_true_cols_pred"])
+    assert matrix.shape == (13, 13) and matrix[:12].sum() == report["objects"]
+    for name in ("pr_curves.png", "confusion_matrix.png"):
+        assert (tmp_path / "eval" / name).stat().st_size > 1000
+
+
+def test_export_parity_and_both_backends_agree(trained: Path, stroke_dir: Path, tmp_path: Path) -> None:
+    onnx_path = tmp_path / "model.onnx"
+    assert main(["export", "--weights", str(trained / "best.pt"), "--out", str(onnx_path)]) == 0
+    proto = onnx.load(str(onnx_path))
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    # Parity on generated scenes (not only the synthetic strokes export checks by itself).
+    scenes = fixed_scenes(load_drawings(stroke_dir), 6, seed=3)
+    inputs = np.stack([to_model_input(s.image) for s in scenes])
+    model, _ = load_model(trained / "best.pt")
+    report = check_parity(model, onnx_path, inputs=inputs)
+    assert report.max_score_diff < 1e-3 and report.min_box_iou > 0.99
+    torch_det = Detector(trained / "best.pt")
+    onnx_det = Detector(onnx_path)
+    assert torch_det.backend_name == "torch" and onnx_det.backend_name == "onnx"
+    canvas = scenes[0].image
+    a, b = torch_det.predict(canvas, conf=0.01), onnx_det.predict(canvas, conf=0.01)
+    assert [d.class_id for d in a] == [d.class_id for d in b]
+    for x, y in zip(a, b, strict=True):
+        assert abs(x.score - y.score) < 1e-3
+        np.testing.assert_allclose(x.box, y.box, atol=0.05)
+
+
+def test_cli_help_works_as_a_module() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "digit_detector", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("data", "anchors", "train", "evaluate", "export", "predict", "bench"):
+        assert command in out.stdout
+
+
+def test_bad_cli_arguments_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--time-budget", "soon"])
+    assert exc.value.code == 2
+    assert "duration" in capsys.readouterr().err
+    assert (
+        main(["data", "generate", "--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path), "--n", "2"])
+        == 2
+    )
+    assert "stroke data not found" in capsys.readouterr().err
+    assert main(["export", "--weights", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "not found" in capsys.readouterr().err

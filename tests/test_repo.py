@@ -1,0 +1,34 @@
+"""Repository hygiene that the deployment relies on."""
+
+from __future__ import annotations
+
+import subprocess
+
+from .conftest import REPO, SHIPPED_ONNX, SHIPPED_PT
+
+TEN_MB = 10 * 1024 * 1024
+
+
+def _tracked() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True)
+    return [p for p in out.stdout.decode().split("\0") if p]
+
+
+def test_no_tracked_file_is_large_or_an_lfs_pointer() -> None:
+    for name in _tracked():
+        path = REPO / name
+        if not path.is_file():
+            continue
+        assert path.stat().st_size <= TEN_MB, f"{name} is over 10 MB"
+        with path.open("rb") as fh:
+            head = fh.read(64)
+        assert not head.startswith(b"version https://git-lfs"), f"{name} is a Git LFS pointer"
+
+
+def test_stroke_data_is_not_copied_into_the_repo() -> None:
+    assert not [n for n in _tracked() if n.endswith(".jsonl.gz")]
+
+
+def test_shipped_weights_fit_the_budget() -> None:
+    assert SHIPPED_ONNX.is_file() and SHIPPED_PT.is_file()
+    assert SHIPPED_ONNX.stat().st_size + SHIPPED_PT.stat().st_size <= 5 * 1024 * 1024
