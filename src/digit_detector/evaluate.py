@@ -58,6 +58,56 @@ def best_f1_threshold(truths: list[ImageTruth], preds: list[ImagePrediction]) ->
     return best
 
 
+def image_errors(truth: ImageTruth, pred: ImagePrediction, threshold: float) -> int:
+    """Misses + false positives + wrong classes in one image, at the threshold."""
+    m = match_at_threshold([truth], [pred], threshold)
+    n = m.shape[0] - 1
+    return int(m.sum() - np.trace(m[:n, :n]))
+
+
+def failure_montage(
+    paths: list[Path],
+    truths: list[ImageTruth],
+    preds: list[ImagePrediction],
+    threshold: float,
+    out: Path,
+    count: int = 8,
+    tile: int = 300,
+) -> list[dict[str, Any]]:
+    """The images with the most errors, predictions drawn, true labels written underneath."""
+    from PIL import Image, ImageDraw
+
+    from .classes import Detection
+    from .render import annotate
+
+    errors = [image_errors(t, p, threshold) for t, p in zip(truths, preds, strict=True)]
+    worst = [i for i in np.argsort(errors, kind="stable")[::-1][:count] if errors[i] > 0]
+    cols = 4
+    rows = max(1, (len(worst) + cols - 1) // cols)
+    sheet = Image.new("RGB", (cols * tile, rows * (tile + 24)), (235, 235, 235))
+    listed = []
+    for k, i in enumerate(worst):
+        p = preds[i]
+        keep = p.scores >= threshold
+        dets = [
+            Detection(
+                CLASS_NAMES[int(c)], int(c), float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+            )
+            for b, s, c in zip(p.boxes[keep], p.scores[keep], p.class_ids[keep], strict=True)
+        ]
+        img = annotate(load_image(paths[i], formats=None), dets)
+        img.thumbnail((tile - 8, tile - 8))
+        x, y = (k % cols) * tile, (k // cols) * (tile + 24)
+        sheet.paste(img, (x + (tile - img.width) // 2, y + 4))
+        truth = " ".join(CLASS_NAMES[int(c)] for c in truths[i].class_ids[np.argsort(truths[i].boxes[:, 0])])
+        ImageDraw.Draw(sheet).text(
+            (x + 6, y + tile + 4), f"truth: {truth or '(nothing)'}"[:48], fill=(0, 0, 0)
+        )
+        listed.append({"image": str(paths[i]), "errors": errors[i], "truth": truth})
+    sheet.save(out)
+    return listed
+
+
 def evaluate_dataset(
     detector: Detector,
     data_dir: str | Path,
@@ -111,7 +161,11 @@ def evaluate_dataset(
 
         plot_pr_curves(coco.recall_points, coco.pr_precision, out / "pr_curves.png", coco.ap50_per_class)
         plot_confusion(matrix, out / "confusion_matrix.png", used)
+        failures = failure_montage(
+            [i.image_path for i in items], truths, preds, used, out / "failure_cases.png"
+        )
         report["plots"] = [str(out / "pr_curves.png"), str(out / "confusion_matrix.png")]
+        report["failure_cases"] = failures
     path = out / "report.json"
     path.write_text(json.dumps(report, indent=2))
     return EvalOutput(report, path)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -53,6 +54,7 @@ class TrainConfig:
     init_weights: str | None = None  # fine-tune from a checkpoint (weights only)
     limit_per_file: int | None = None  # for tiny CI runs
     log_every: int = 20
+    bn_calibration_batches: int = 16  # recent training batches that re-estimate BN statistics
 
 
 class ModelEMA:
@@ -75,6 +77,24 @@ class ModelEMA:
                 v.mul_(d).add_(msd[k].detach(), alpha=1 - d)
             else:
                 v.copy_(msd[k])
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: YOLO, batches: list[torch.Tensor]) -> None:
+    """Recompute BatchNorm running statistics of `model` as the plain average over `batches`
+    ("precise BN"). Running averages lag behind weights that still move (high learning rate,
+    EMA), which can cost most of the validation mAP mid-training; this removes the lag."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    for images in batches:
+        model.forward_raw(to_input(images))
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+    model.eval()
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:
@@ -246,6 +266,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
     def run_validation() -> dict[str, Any]:
         nonlocal best_map50
+        recalibrate_batchnorm(ema.ema, list(calibration))
         val = validate(ema.ema, val_images, truths)
         model.train()
         record = {
@@ -280,7 +301,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
     model.train()
     val: dict[str, Any] | None = None
+    calibration: deque[torch.Tensor] = deque(maxlen=cfg.bn_calibration_batches)
     for images, targets in loader:
+        calibration.append(images)
         elapsed = time.time() - run_start
         done_by_time = elapsed >= budget
         done_by_steps = cfg.max_steps is not None and step >= cfg.max_steps
