@@ -5,6 +5,7 @@ val mAP50, resume, metrics in JSON lines, all within a wall-clock budget on CPU.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
@@ -17,11 +18,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .data.dataset import GeneratedScenes, collate, default_workers, fixed_scenes
 from .data.strokes import Drawing, load_drawings
+from .distributed import DistContext
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
 from .model.checkpoint import load_model, make_checkpoint, read_checkpoint, save_checkpoint
 from .model.config import ModelConfig, load_config
@@ -157,11 +160,34 @@ def git_commit() -> str:
         return "unknown"
 
 
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over every parameter: equal on all ranks after a DDP run. (BatchNorm running
+    statistics are buffers: DDP re-syncs them from rank 0 at each forward, so after the last
+    step each rank holds its own, and rank 0's are the ones saved.)"""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.named_parameters()):
+        h.update(name.encode())
+        h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    torch.set_num_threads(cfg.threads)
+    """Single process, or one rank of a `torchrun` job (DDP; only rank 0 logs, validates and
+    writes checkpoints). `batch_size` is per process: the effective batch is world_size times
+    larger; the learning rate is used as given (scale it yourself, see docs/TRAINING.md)."""
+    ctx = DistContext.from_env()
+    try:
+        return _train(cfg, progress, ctx)
+    finally:
+        ctx.close()
+
+
+def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]:
+    torch.set_num_threads(max(1, cfg.threads // ctx.local_world_size))
     torch.manual_seed(cfg.seed)
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
     resume_ckpt = read_checkpoint(cfg.resume) if cfg.resume else None
@@ -177,6 +203,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         model.load_state_dict(init_model.state_dict())
     cast(Any, model).to(memory_format=torch.channels_last)  # to() returns self; stubs miss the kwarg
     criterion = YOLOLoss(model_cfg)
+    # DDP averages gradients across ranks in backward(); the optimizer and EMA see `model`.
+    forward: torch.nn.Module = DistributedDataParallel(model) if ctx.enabled else model
 
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
@@ -209,10 +237,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     train_drawings, val_drawings = split_drawings(drawings)
     if not val_drawings:
         val_drawings = train_drawings  # tiny fixtures may hold no held-out writer
-    scenes = fixed_scenes(val_drawings, cfg.val_scenes, seed=10_000 + cfg.seed)
-    val_images = torch.stack([torch.from_numpy(s.image)[None] for s in scenes])
+    scenes = fixed_scenes(val_drawings, cfg.val_scenes if ctx.is_main else 0, seed=10_000 + cfg.seed)
+    val_images = torch.stack([torch.from_numpy(s.image)[None] for s in scenes]) if scenes else None
     truths = [ImageTruth(s.boxes, s.class_ids) for s in scenes]
-    dataset = GeneratedScenes(train_drawings, seed=cfg.seed)
+    dataset = GeneratedScenes(train_drawings, seed=cfg.seed, rank=ctx.rank)
     dataset.start_step = step
     loader = DataLoader(
         dataset,
@@ -229,12 +257,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         "sources": sorted({d.source for d in drawings}),
         "load_seconds": round(time.time() - t0, 1),
     }
-    print(
-        f"data: {data_summary['train_drawings']} training and {data_summary['val_drawings']} "
-        f"validation drawings ({data_summary['load_seconds']} s); model {model_cfg.name}: "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters",
-        file=sys.stderr,
-    )
+    if ctx.is_main:
+        print(
+            f"data: {data_summary['train_drawings']} training and {data_summary['val_drawings']} "
+            f"validation drawings ({data_summary['load_seconds']} s); model {model_cfg.name}: "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters; {ctx.world_size} process(es)",
+            file=sys.stderr,
+        )
 
     metrics_path = out_dir / "metrics.jsonl"
     budget = cfg.time_budget - elapsed_before
@@ -244,7 +273,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         total=cfg.max_steps,
         desc="train",
         unit="step",
-        disable=not progress,
+        disable=not (progress and ctx.is_main),
         dynamic_ncols=True,
         initial=step,
     )
@@ -261,11 +290,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             "commit": git_commit(),
             "command": " ".join(sys.argv),
             "torch": str(torch.__version__),
+            "world_size": ctx.world_size,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    def run_validation() -> dict[str, Any]:
+    def run_validation() -> dict[str, Any] | None:
+        """Rank 0 validates and writes checkpoints while the other ranks wait."""
         nonlocal best_map50
+        if not ctx.is_main:
+            ctx.barrier()
+            return None
+        assert val_images is not None
         recalibrate_batchnorm(ema.ema, list(calibration))
         val = validate(ema.ema, val_images, truths)
         model.train()
@@ -297,6 +332,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             f"(best {best_map50:.4f})",
             file=sys.stderr,
         )
+        ctx.barrier()
         return val
 
     model.train()
@@ -307,16 +343,23 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         elapsed = time.time() - run_start
         done_by_time = elapsed >= budget
         done_by_steps = cfg.max_steps is not None and step >= cfg.max_steps
-        if done_by_time or done_by_steps:
-            break
+        validate_now = time.time() - last_val >= cfg.val_every
         progress_frac = max(
             (elapsed_before + elapsed) / cfg.time_budget,
             step / cfg.max_steps if cfg.max_steps else 0.0,
         )
+        stop, validate_flag, progress_frac = ctx.broadcast(
+            done_by_time or done_by_steps, validate_now, progress_frac
+        )
+        if stop:
+            break
+        if validate_flag:
+            val = run_validation()
+            last_val = time.time()
         lr = lr_at(progress_frac, step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        raw = model(to_input(images))
+        raw = forward(to_input(images))
         assert isinstance(raw, list)
         loss, parts = criterion(raw, targets)
         optimizer.zero_grad(set_to_none=True)
@@ -325,11 +368,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         optimizer.step()
         ema.update(model)
         step += 1
-        images_seen += len(images)
-        window_n += len(images)
+        images_seen += len(images) * ctx.world_size
+        window_n += len(images) * ctx.world_size
         running = parts if running is None else 0.95 * running + 0.05 * parts
         bar.update(1)
-        if step % cfg.log_every == 0:
+        if step % cfg.log_every == 0 and ctx.is_main:
             ips = window_n / max(1e-6, time.time() - window_t)
             window_t, window_n = time.time(), 0
             record = {
@@ -347,9 +390,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             with metrics_path.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{ips:.0f}", lr=f"{lr:.1e}")
-        if time.time() - last_val >= cfg.val_every:
-            val = run_validation()
-            last_val = time.time()
     bar.close()
     val = run_validation()
     total = elapsed_before + time.time() - run_start
@@ -364,7 +404,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         "best_checkpoint": str(out_dir / "best.pt"),
         "last_checkpoint": str(out_dir / "last.pt"),
         "metrics": str(metrics_path),
+        "world_size": ctx.world_size,
+        "rank": ctx.rank,
+        "weights_fingerprint": weights_fingerprint(model),
     }
+    if not ctx.is_main:
+        return summary
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     try:
         from .plots import plot_training_curves
