@@ -22,9 +22,9 @@ COPY --chown=user .streamlit ./.streamlit
 COPY --chown=user weights ./weights
 COPY --chown=user docs ./docs
 
-USER user
+USER 1000
 ENV DIGIT_DETECTOR_WEIGHTS=/home/user/app/weights/digit-detector.onnx
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/_stcore/health').read()!=b'ok')"
+  CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/_stcore/health').read() != b'ok')"]
 CMD ["streamlit", "run", "app.py", "--server.address", "0.0.0.0", "--server.port", "7860", "--server.headless", "true"]

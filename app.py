@@ -15,8 +15,12 @@ import streamlit_drawable_canvas
 
 from digit_detector import CLASS_NAMES, Detector, WeightsError
 from digit_detector.analysis import Analysis, analyse
+from digit_detector.classes import CLASS_ID_BY_NAME
+from digit_detector.feedback import FeedbackError, FeedbackStore, store_from_env
+from digit_detector.feedback.review import missed_object_proposals, submit
 from digit_detector.image_io import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageLoadError, load_image
 from digit_detector.postprocess import DEFAULT_CONF
+from digit_detector.preprocess import to_gray_on_white
 
 CANVAS_SIZES = {"Square 400 x 400": (400, 400), "Wide 700 x 300": (700, 300), "Phone 340 x 340": (340, 340)}
 MODEL_CARD_URL = "docs/MODEL_CARD.md"
@@ -34,6 +38,64 @@ def detector_or_stop() -> Detector:
         st.error(f"The detector could not be loaded: {exc}")
         st.stop()
         raise  # unreachable; st.stop() ends the run
+
+
+@st.cache_resource(show_spinner=False)
+def get_feedback_store() -> FeedbackStore | None:
+    return store_from_env()
+
+
+NOT_AN_OBJECT = "(not an object)"
+IGNORE = "(ignore)"
+
+
+def feedback_ui(image: np.ndarray, analysis: Analysis) -> None:
+    """'Is this right?': confirm or correct the labels, add missed objects, opt in to donate."""
+    try:
+        store = get_feedback_store()
+    except FeedbackError as exc:
+        st.caption(f"Feedback is unavailable: {exc}")
+        return
+    if store is None:
+        return  # turned off by DIGIT_DETECTOR_FEEDBACK=off
+    gray = to_gray_on_white(image)
+    with st.expander("Is this right? Help improve the model"):
+        labelled: list[tuple[tuple[float, float, float, float], int]] = []
+        corrected = False
+        options = [*CLASS_NAMES, NOT_AN_OBJECT]
+        for i, d in enumerate(analysis.detections):
+            x1, y1, x2, y2 = d.box
+            choice = st.selectbox(
+                f"Box {i + 1} at ({x1:.0f}, {y1:.0f})-({x2:.0f}, {y2:.0f})",
+                options,
+                index=d.class_id,
+                key=f"fb-det-{i}",
+            )
+            corrected |= choice != d.label
+            if choice != NOT_AN_OBJECT:
+                labelled.append((d.box, CLASS_ID_BY_NAME[choice]))
+        for j, box in enumerate(missed_object_proposals(gray, analysis.detections)):
+            x1, y1, x2, y2 = box
+            choice = st.selectbox(
+                f"Missed ink at ({x1:.0f}, {y1:.0f})-({x2:.0f}, {y2:.0f}): what is it?",
+                [IGNORE, *CLASS_NAMES],
+                key=f"fb-miss-{j}",
+            )
+            if choice != IGNORE:
+                corrected = True
+                labelled.append((box, CLASS_ID_BY_NAME[choice]))
+        donate = st.checkbox(
+            "Donate this drawing with these labels. Stored: the drawing, the labels, a random id "
+            "and today's date. Not stored: your IP address, cookies, or anything about you.",
+            key="fb-donate",
+        )
+        if st.button("Send", disabled=not donate, key="fb-send"):
+            try:
+                item_id = submit(store, gray, labelled, corrected=corrected, opted_in=donate)
+            except FeedbackError as exc:
+                st.error(f"Not stored: {exc}")
+            else:
+                st.success(f"Thank you! Stored as {item_id}.")
 
 
 def is_phone() -> bool:
@@ -129,6 +191,8 @@ def draw_page() -> None:
         with right:
             analysis, ms = run_analysis(image, conf, display_width=size[0])
             results_ui(analysis, ms, key="draw")
+            if image is not None and not analysis.blank:
+                feedback_ui(image, analysis)
     with upload_tab:
         data = upload_ui()
         if data is not None:
@@ -156,7 +220,9 @@ and mouse stroke recordings (UNIPEN, UCI pendigits, Omniglot, Quick, Draw! and i
 with exact boxes from the strokes. Validation uses writers the model never saw.
 The [model card]({MODEL_CARD_URL}) lists the data and licenses, metrics and known failure cases.
 
-**Privacy:** drawings are processed in memory and not stored.
+**Privacy:** drawings are processed in memory and not stored, unless you tick "Donate" under a
+result and press Send: then the drawing and its labels are kept with a random id and the date
+(no IP address, no cookies). The operator can turn this off (`DIGIT_DETECTOR_FEEDBACK=off`).
 """
     )
     detector = detector_or_stop()

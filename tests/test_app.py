@@ -24,8 +24,10 @@ APP = str(REPO / "app.py")
 
 
 @pytest.fixture
-def page(monkeypatch: pytest.MonkeyPatch, onnx_weights: Path):  # type: ignore[no-untyped-def]
+def page(monkeypatch: pytest.MonkeyPatch, onnx_weights: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     state: dict[str, Any] = {"canvas": None, "upload": None}
+    monkeypatch.setenv("DIGIT_DETECTOR_FEEDBACK_DIR", str(tmp_path / "feedback"))
+    streamlit.cache_resource.clear()  # the store is cached per process; each test gets its own
 
     def fake_canvas(**kwargs: Any) -> SimpleNamespace:
         assert kwargs["return_image_data"] is True and kwargs["background_color"] == "#FFFFFF"
@@ -101,3 +103,30 @@ def test_censored_detections_are_labelled_and_pixelated(monkeypatch: pytest.Monk
     monkeypatch.setattr(inference.Detector, "predict", fake_predict)
     at = page(render_digit_canvas("8"))
     assert at.dataframe[0].value["label"].tolist() == ["censored"]
+
+
+def test_feedback_is_stored_only_after_opting_in(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from digit_detector.feedback.local import LocalStore
+
+    at = page(render_digit_canvas("7"))
+    send = at.button(key="fb-send")
+    assert send.disabled  # no opt-in yet: nothing can be sent
+    at.checkbox(key="fb-donate").check().run()
+    at.button(key="fb-send").click().run()
+    assert not at.exception
+    assert any("Thank you" in s.value for s in at.success), [e.value for e in at.error]
+    store = LocalStore(tmp_path / "feedback")
+    assert len(store.ids()) == 1
+    item = store.get(store.ids()[0])
+    assert item.width == 400 and item.height == 400
+
+
+def test_opt_out_stores_nothing(tmp_path: Path) -> None:
+    from digit_detector.feedback.local import LocalStore
+    from digit_detector.feedback.review import submit
+
+    store = LocalStore(tmp_path / "fb")
+    gray = 255 - render_digit_canvas("3")[..., 3]
+    assert submit(store, gray, [((100.0, 60.0, 280.0, 330.0), 3)], corrected=False, opted_in=False) is None
+    assert store.ids() == []
+    assert list((tmp_path / "fb" / "images").iterdir()) == []

@@ -10,7 +10,7 @@ from PIL import Image
 
 from .classes import Detection
 from .inference import Detector
-from .preprocess import is_blank
+from .preprocess import is_blank, to_gray_on_white
 from .render import annotate, read_numbers
 
 BLANK_HINT = "Draw a digit (or a few) on the canvas: detection runs after each stroke."
@@ -47,10 +47,13 @@ def analyse(
 ) -> Analysis:
     """Blank or missing canvas: no inference, a hint. Otherwise detections, the annotated
     image (censored regions pixelated) and the numbers read left to right."""
-    if image is None or is_blank(image):
+    if image is None:
         return Analysis(message=BLANK_HINT, blank=True)
-    detections = detector.predict(image, conf=conf)
-    annotated = annotate(image, detections, display_width=display_width)
+    gray = to_gray_on_white(image)  # once; every step below accepts it as is
+    if is_blank(gray):
+        return Analysis(message=BLANK_HINT, blank=True)
+    detections = detector.predict(gray, conf=conf)
+    annotated = annotate(gray, detections, display_width=display_width)
     return Analysis(
         detections=detections,
         annotated=annotated,

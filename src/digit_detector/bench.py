@@ -180,3 +180,59 @@ def bench_family(
 
 def yolov3_forward_ms(runs: int = 10) -> float:
     return float(bench_family(["yolov3"], runs=runs, train=False)[0]["forward_ms_p50"])
+
+
+def bench_training_processes(
+    procs: list[int],
+    steps: int = 40,
+    batch_size: int = 32,
+    data_dir: str | None = None,
+    config: str = "models/yolov3-pico.yaml",
+) -> list[dict[str, Any]]:
+    """Training images/s with N processes (torchrun, DDP, gloo) on this machine, same config;
+    batch_size is per process, so N processes see N times the images per step."""
+    import tempfile
+
+    rows = []
+    for n in procs:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc-per-node",
+                str(n),
+                "-m",
+                "digit_detector",
+                "train",
+                "--config",
+                config,
+                "--out",
+                tmp,
+                "--quiet",
+                "--max-steps",
+                str(steps),
+                "--batch-size",
+                str(batch_size),
+                "--val-scenes",
+                "8",
+                "--time-budget",
+                "1h",
+            ]
+            if data_dir:
+                cmd += ["--data-dir", data_dir]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"training with {n} process(es) failed:\n{proc.stderr[-2000:]}")
+            summary = json.loads((Path(tmp) / "summary.json").read_text())
+        rows.append(
+            {
+                "processes": n,
+                "steps": summary["steps"],
+                "images": summary["images_seen"],
+                "train_seconds": summary["train_seconds"],
+                "images_per_s": summary["images_per_s"],
+            }
+        )
+    return rows

@@ -81,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--n", type=_positive_int, default=1000)
 
+    fb = data_sub.add_parser("export-feedback", help="write donated drawings as a YOLO-format dataset")
+    fb.add_argument("--out", required=True, type=Path)
+    fb.add_argument(
+        "--store", choices=("local", "s3"), default=None, help="default: $DIGIT_DETECTOR_FEEDBACK (local)"
+    )
+    fb.add_argument(
+        "--feedback-dir",
+        default=None,
+        help="local store folder (default: $DIGIT_DETECTOR_FEEDBACK_DIR or ./feedback)",
+    )
+
     anchors = sub.add_parser("anchors", help="fit anchors to training boxes (k-means, IoU distance)")
     anchors.add_argument("--config", required=True, help="models/X.yaml")
     anchors.add_argument("--data-dir", default=None)
@@ -120,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="read at most this many drawings per stroke file (quick runs)",
     )
+    train.add_argument("--extra-data", default=None, help="YOLO-format folder mixed into training (feedback)")
+    train.add_argument(
+        "--extra-weight",
+        type=_probability,
+        default=None,
+        help="fraction of training samples taken from --extra-data (default 0.2)",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     ev = sub.add_parser("evaluate", help="COCO metrics, PR curves and confusion matrix on a YOLO dir")
@@ -154,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CONFIG",
         help="also measure these configs (params, GFLOPs, latency, train images/s)",
     )
+    be.add_argument(
+        "--train-procs",
+        nargs="*",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="also measure training images/s with these process counts (torchrun), e.g. 1 2",
+    )
+    be.add_argument("--train-steps", type=_positive_int, default=40)
+    be.add_argument("--data-dir", default=None)
     be.add_argument("--json", action="store_true")
     return parser
 
@@ -175,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "export-feedback":
+        return _export_feedback(args)
     from .data.generate import (
         generation_throughput,
         make_composer,
@@ -197,6 +227,23 @@ def _cmd_data(args: argparse.Namespace) -> int:
             f"scenes/s on one core"
         )
         print(f"full canvas path (data generate): {figures['full_canvas_scenes_per_s']:.0f} scenes/s")
+    return 0
+
+
+def _export_feedback(args: argparse.Namespace) -> int:
+    import os
+
+    from .feedback.store import ENV_DIR, ENV_KIND, export_yolo, store_from_env
+
+    if args.store:
+        os.environ[ENV_KIND] = args.store
+    if args.feedback_dir:
+        os.environ[ENV_DIR] = args.feedback_dir
+    store = store_from_env()
+    if store is None:
+        raise ValueError("feedback is turned off (DIGIT_DETECTOR_FEEDBACK=off); pass --store local or s3")
+    count = export_yolo(store, args.out)
+    print(f"exported {count} donated drawings from {store.describe()} to {args.out}")
     return 0
 
 
@@ -312,7 +359,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_family, bench_serving, yolov3_forward_ms
+    from .bench import bench_family, bench_serving, bench_training_processes, yolov3_forward_ms
 
     serving = bench_serving(args.weights, args.runs)
     full_ms = yolov3_forward_ms()
@@ -330,6 +377,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             "yolov3",
         ]
         out["family"] = bench_family(names)
+    if args.train_procs:
+        out["training_processes"] = bench_training_processes(
+            args.train_procs, args.train_steps, data_dir=args.data_dir
+        )
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -359,6 +410,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 f"{row['config']:<14}{row['parameters']:>12,}{row['gflops_192']:>12.3f}"
                 f"{row['forward_ms_p50']:>9.2f}{row.get('train_images_per_s', float('nan')):>13.1f}"
             )
+    for row in out.get("training_processes", []):
+        print(
+            f"training with {row['processes']} process(es): {row['images_per_s']:.1f} images/s "
+            f"({row['images']} images in {row['train_seconds']:.1f} s)"
+        )
     return 0
 
 

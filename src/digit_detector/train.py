@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .data.dataset import GeneratedScenes, collate, default_workers, fixed_scenes
+from .data.dataset import GeneratedScenes, LabelledPool, collate, default_workers, fixed_scenes
 from .data.strokes import Drawing, load_drawings
 from .distributed import DistContext
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
@@ -57,6 +57,8 @@ class TrainConfig:
     init_weights: str | None = None  # fine-tune from a checkpoint (weights only)
     limit_per_file: int | None = None  # for tiny CI runs
     log_every: int = 20
+    extra_data: str | None = None  # YOLO-format folder of real labelled canvases (e.g. feedback)
+    extra_weight: float = 0.2  # fraction of training samples drawn from extra_data
     bn_calibration_batches: int = 16  # recent training batches that re-estimate BN statistics
 
 
@@ -240,7 +242,10 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
     scenes = fixed_scenes(val_drawings, cfg.val_scenes if ctx.is_main else 0, seed=10_000 + cfg.seed)
     val_images = torch.stack([torch.from_numpy(s.image)[None] for s in scenes]) if scenes else None
     truths = [ImageTruth(s.boxes, s.class_ids) for s in scenes]
-    dataset = GeneratedScenes(train_drawings, seed=cfg.seed, rank=ctx.rank)
+    extra = LabelledPool(cfg.extra_data) if cfg.extra_data else None
+    dataset = GeneratedScenes(
+        train_drawings, seed=cfg.seed, rank=ctx.rank, extra=extra, extra_weight=cfg.extra_weight
+    )
     dataset.start_step = step
     loader = DataLoader(
         dataset,
@@ -256,6 +261,7 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
         "val_drawings": len(val_drawings),
         "sources": sorted({d.source for d in drawings}),
         "load_seconds": round(time.time() - t0, 1),
+        "extra_images": len(extra) if extra is not None else 0,
     }
     if ctx.is_main:
         print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +30,33 @@ def scene_to_sample(scene: Scene) -> Sample:
     return image, targets
 
 
+class LabelledPool:
+    """Real labelled canvases from a YOLO-format folder (e.g. exported user feedback), held in
+    memory as grayscale and letterboxed with the same `letterbox_gray` as serving."""
+
+    def __init__(self, root: str | Path) -> None:
+        from ..image_io import load_image
+        from ..preprocess import to_gray_on_white
+        from .yolo_format import read_dataset
+
+        self.items = [
+            (to_gray_on_white(load_image(item.image_path, formats=None)), item.boxes, item.class_ids)
+            for item in read_dataset(root)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def sample(self, rng: np.random.Generator, noise: RasterNoise | None) -> Scene:
+        from ..preprocess import letterbox_gray
+
+        gray, boxes, ids = self.items[int(rng.integers(len(self.items)))]
+        square, box = letterbox_gray(gray)
+        if noise is not None:
+            square = noise(square, rng)
+        return Scene(square, box.to_input(boxes).astype(np.float32), ids.astype(np.int64))
+
+
 class GeneratedScenes(IterableDataset[Sample]):
     """Endless letterboxed training scenes. Each (rank, worker) pair draws from its own seeded
     stream, so no two processes ever generate the same scenes and runs are reproducible."""
@@ -41,6 +69,8 @@ class GeneratedScenes(IterableDataset[Sample]):
         augment: StrokeAugment | None = None,
         noise: RasterNoise | None = None,
         rank: int = 0,
+        extra: LabelledPool | None = None,
+        extra_weight: float = 0.0,
     ) -> None:
         self.composer = SceneComposer(
             DrawingPool(drawings),
@@ -50,6 +80,8 @@ class GeneratedScenes(IterableDataset[Sample]):
         )
         self.seed = seed
         self.rank = rank
+        self.extra = extra if extra is not None and len(extra) else None
+        self.extra_weight = extra_weight  # fraction of samples drawn from `extra`
         self.start_step = 0  # set on resume so a resumed run continues with fresh scenes
 
     def __iter__(self) -> Iterator[Sample]:
@@ -57,7 +89,10 @@ class GeneratedScenes(IterableDataset[Sample]):
         worker = info.id if info is not None else 0
         rng = np.random.default_rng([self.seed, self.rank, worker, self.start_step])
         while True:
-            yield scene_to_sample(self.composer.compose_letterboxed(rng))
+            if self.extra is not None and rng.random() < self.extra_weight:
+                yield scene_to_sample(self.extra.sample(rng, self.composer.noise))
+            else:
+                yield scene_to_sample(self.composer.compose_letterboxed(rng))
 
 
 def fixed_scenes(
