@@ -184,12 +184,16 @@ def draw_page() -> None:
     stroke, conf, size = controls_ui()
     draw_tab, upload_tab = st.tabs(["Draw", "Upload"])
     with draw_tab:
-        # Side by side on a desktop; Streamlit stacks the columns on a phone.
-        left, right = st.columns(2, gap="medium")
+        # Side by side for canvases up to 400 px (Streamlit stacks columns on a phone);
+        # a wide canvas gets the full width, with the results below it.
+        if size[0] <= 400:
+            left, right = st.columns([size[0] + 24, 380], gap="medium")
+        else:
+            left = right = st.container()
         with left:
             image = canvas_ui(stroke, size)
         with right:
-            analysis, ms = run_analysis(image, conf, display_width=size[0])
+            analysis, ms = run_analysis(image, conf, display_width=min(size[0], 380))
             results_ui(analysis, ms, key="draw")
             if image is not None and not analysis.blank:
                 feedback_ui(image, analysis)

@@ -114,3 +114,25 @@ def render_digit_canvas(
     rgba = np.zeros((size[1], size[0], 4), np.uint8)
     rgba[..., 3] = 255 - gray
     return rgba
+
+
+def tiny_train_args(
+    stroke_dir: Path, out: Path, steps: int, batch: int = 8, val_scenes: int = 8
+) -> list[str]:
+    """CLI arguments for a quick CPU training run on the fixture strokes."""
+    return [
+        "train",
+        "--data-dir",
+        str(stroke_dir),
+        "--max-steps",
+        str(steps),
+        "--batch-size",
+        str(batch),
+        "--val-scenes",
+        str(val_scenes),
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+        "--quiet",
+    ]

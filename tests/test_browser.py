@@ -82,7 +82,11 @@ def test_draw_a_digit_and_see_it_detected(app_url: str, browser) -> None:  # typ
     # A "7": the top bar, then the long diagonal, in one stroke, large, as people draw it.
     _draw(page, canvas, [[(120, 90), (200, 88), (280, 90), (240, 180), (200, 260), (175, 330)]])
     page.get_by_text("Number read left to right").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(500)
+    page.wait_for_function(  # the number itself, once the script run has finished rendering
+        "() => [...document.querySelectorAll('[data-testid=stCode]')].some(e => e.innerText.trim())",
+        timeout=30_000,
+    )
+    page.wait_for_timeout(800)
     page.screenshot(path=str(ARTIFACTS / "e2e-desktop.png"), full_page=True)
     code_blocks = page.locator("[data-testid='stCode']").all_inner_texts()
     assert any("7" in c for c in code_blocks), code_blocks

@@ -19,7 +19,7 @@ from digit_detector.feedback.local import LocalStore
 from digit_detector.feedback.store import FeedbackItem, export_yolo, validate_item
 from digit_detector.postprocess import box_iou
 
-from .conftest import render_digit_canvas
+from .conftest import render_digit_canvas, tiny_train_args
 
 
 def _drawing(seed: int = 0) -> np.ndarray:
@@ -238,31 +238,8 @@ def test_export_feedback_and_train_on_it(tmp_path: Path, stroke_dir: Path) -> No
     )
     assert len(list((out / "images").iterdir())) == 3
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--data-dir",
-                str(stroke_dir),
-                "--extra-data",
-                str(out),
-                "--extra-weight",
-                "0.5",
-                "--max-steps",
-                "3",
-                "--batch-size",
-                "4",
-                "--val-scenes",
-                "4",
-                "--workers",
-                "0",
-                "--out",
-                str(run),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    args = tiny_train_args(stroke_dir, run, steps=3, batch=4, val_scenes=4)
+    assert main([*args, "--extra-data", str(out), "--extra-weight", "0.5"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 3
     from digit_detector.model.checkpoint import read_checkpoint

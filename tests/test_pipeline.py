@@ -20,6 +20,8 @@ from digit_detector.export import check_parity
 from digit_detector.model.checkpoint import load_model, read_checkpoint
 from digit_detector.preprocess import to_model_input
 
+from .conftest import tiny_train_args
+
 pytestmark = pytest.mark.slow
 
 
@@ -28,26 +30,13 @@ def trained(stroke_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
     code = main(
         [
-            "train",
+            *tiny_train_args(stroke_dir, out, steps=30, val_scenes=16),
             "--config",
             "models/yolov3-pico.yaml",
-            "--data-dir",
-            str(stroke_dir),
-            "--max-steps",
-            "30",
-            "--batch-size",
-            "8",
-            "--val-scenes",
-            "16",
             "--time-budget",
             "10m",
             "--val-every",
             "10m",
-            "--workers",
-            "0",
-            "--out",
-            str(out),
-            "--quiet",
         ]
     )
     assert code == 0
@@ -71,26 +60,7 @@ def test_training_writes_checkpoints_metrics_and_curves(trained: Path) -> None:
 
 
 def test_resume_continues_from_the_checkpoint(trained: Path, stroke_dir: Path, tmp_path: Path) -> None:
-    code = main(
-        [
-            "train",
-            "--resume",
-            str(trained / "last.pt"),
-            "--data-dir",
-            str(stroke_dir),
-            "--max-steps",
-            "36",
-            "--batch-size",
-            "8",
-            "--val-scenes",
-            "8",
-            "--workers",
-            "0",
-            "--out",
-            str(tmp_path),
-            "--quiet",
-        ]
-    )
+    code = main([*tiny_train_args(stroke_dir, tmp_path, steps=36), "--resume", str(trained / "last.pt")])
     assert code == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == 36 and summary["images_seen"] == 288
@@ -99,22 +69,9 @@ def test_resume_continues_from_the_checkpoint(trained: Path, stroke_dir: Path, t
 def test_fine_tune_starts_from_given_weights(trained: Path, stroke_dir: Path, tmp_path: Path) -> None:
     code = main(
         [
-            "train",
+            *tiny_train_args(stroke_dir, tmp_path, steps=2, batch=4, val_scenes=4),
             "--init-weights",
             str(trained / "best.pt"),
-            "--data-dir",
-            str(stroke_dir),
-            "--max-steps",
-            "2",
-            "--batch-size",
-            "4",
-            "--val-scenes",
-            "4",
-            "--workers",
-            "0",
-            "--out",
-            str(tmp_path),
-            "--quiet",
         ]
     )
     assert code == 0 and (tmp_path / "best.pt").exists()
@@ -206,3 +163,24 @@ def test_bad_cli_arguments_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFi
     assert "stroke data not found" in capsys.readouterr().err
     assert main(["export", "--weights", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_anchors_command_fits_and_writes_the_config(stroke_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from digit_detector.anchors import kmeans_iou, mean_best_iou
+    from digit_detector.model.config import MODELS_DIR, load_config
+
+    config = tmp_path / "pico.yaml"
+    shutil.copy(MODELS_DIR / "yolov3-pico.yaml", config)
+    assert (
+        main(["anchors", "--config", str(config), "--data-dir", str(stroke_dir), "--n", "60", "--write"]) == 0
+    )
+    cfg = load_config(config)
+    assert len(cfg.anchors) == 3 and all(len(a) == 3 for a in cfg.anchors)
+    areas = [w * h for scale in cfg.anchors for w, h in scale]
+    assert areas == sorted(areas)  # shallow scales get the small anchors
+    assert config.read_text().startswith("#")  # the header comment survives
+    wh = np.array([[10, 20], [11, 19], [50, 60], [52, 58], [100, 120], [98, 125]], float)
+    fitted = kmeans_iou(wh, 3)
+    assert mean_best_iou(wh, fitted) > 0.9

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .classes import Detection
+from .classes import CENSORED_ID, Detection
 from .inference import Detector
+from .postprocess import CENSORED_CONF
 from .preprocess import is_blank, to_gray_on_white
 from .render import annotate, read_numbers
 
@@ -52,7 +53,12 @@ def analyse(
     gray = to_gray_on_white(image)  # once; every step below accepts it as is
     if is_blank(gray):
         return Analysis(message=BLANK_HINT, blank=True)
-    detections = detector.predict(gray, conf=conf)
+    threshold = detector.conf if conf is None else conf
+    detections = [
+        d
+        for d in detector.predict(gray, conf=min(threshold, CENSORED_CONF))
+        if d.score >= threshold or (d.class_id == CENSORED_ID and d.score >= CENSORED_CONF)
+    ]
     annotated = annotate(gray, detections, display_width=display_width)
     return Analysis(
         detections=detections,

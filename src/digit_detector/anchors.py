@@ -21,7 +21,12 @@ def kmeans_iou(wh: np.ndarray, k: int, seed: int = 0, iterations: int = 300) -> 
     if len(wh) < k:
         raise ValueError(f"need at least {k} boxes to fit {k} anchors, got {len(wh)}")
     rng = np.random.default_rng(seed)
-    centroids = wh[rng.choice(len(wh), k, replace=False)]
+    # k-means++ seeding with the 1 - IoU distance: each new centroid is drawn far from the others.
+    centroids = wh[[int(rng.integers(len(wh)))]]
+    while len(centroids) < k:
+        far = (1 - wh_iou(wh, centroids).max(axis=1)) ** 2
+        pick = int(rng.choice(len(wh), p=far / far.sum())) if far.sum() > 0 else int(rng.integers(len(wh)))
+        centroids = np.vstack([centroids, wh[pick]])
     assign = np.full(len(wh), -1)
     for _ in range(iterations):
         new = wh_iou(wh, centroids).argmax(axis=1)

@@ -394,7 +394,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         f"app interaction (predict + draw + read numbers): p50 {s['interaction_ms']['p50']:.2f} ms, "
         f"p95 {s['interaction_ms']['p95']:.2f} ms"
     )
-    print(f"cold start (process start -> first prediction): {s['cold_start_s']:.2f} s")
+    print(f"cold start (process start -> first prediction, timed to exit): {s['cold_start_s']:.2f} s")
     print(
         f"serving process peak RSS: {s['peak_rss_mb']:.0f} MB (torch imported: {s['torch_imported']}, "
         f"matplotlib imported: {s['matplotlib_imported']})"

@@ -191,6 +191,7 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    commit = git_commit()  # the code this run started from, recorded in every checkpoint
 
     resume_ckpt = read_checkpoint(cfg.resume) if cfg.resume else None
     if resume_ckpt is not None:
@@ -205,8 +206,6 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
         model.load_state_dict(init_model.state_dict())
     cast(Any, model).to(memory_format=torch.channels_last)  # to() returns self; stubs miss the kwarg
     criterion = YOLOLoss(model_cfg)
-    # DDP averages gradients across ranks in backward(); the optimizer and EMA see `model`.
-    forward: torch.nn.Module = DistributedDataParallel(model) if ctx.enabled else model
 
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
@@ -222,7 +221,6 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
     )
     ema = ModelEMA(model, cfg.ema_decay)
     step, images_seen, elapsed_before, best_map50 = 0, 0, 0.0, -1.0
-    history: list[dict[str, Any]] = []
     if resume_ckpt is not None:
         r = resume_ckpt["resume"]
         model.load_state_dict(r["model"])
@@ -233,6 +231,8 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
         ema.updates = r["ema_updates"]
         step, images_seen, elapsed_before = r["step"], r["images_seen"], r["elapsed"]
         best_map50 = r.get("best_map50", -1.0)
+    # DDP averages gradients across ranks in backward(); the optimizer and EMA see `model`.
+    forward: torch.nn.Module = DistributedDataParallel(model) if ctx.enabled else model
 
     t0 = time.time()
     drawings = load_drawings(cfg.data_dir, limit_per_file=cfg.limit_per_file)
@@ -293,7 +293,7 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
             "val": val,
             "train_config": asdict(cfg),
             "data": data_summary,
-            "commit": git_commit(),
+            "commit": commit,
             "command": " ".join(sys.argv),
             "torch": str(torch.__version__),
             "world_size": ctx.world_size,
@@ -317,7 +317,6 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
             "seconds": round(elapsed_before + time.time() - run_start, 1),
             **val,
         }
-        history.append(record)
         with metrics_path.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
         resume = {

@@ -65,6 +65,16 @@ class PlacedObject:
     box: np.ndarray  # (4,) ink box including the stroke radius
 
 
+@dataclass(frozen=True)
+class Space:
+    """What a layout works within: the canvas, the smallest legible object, the pen width."""
+
+    width: int
+    height: int
+    min_side: float
+    stroke_width: float
+
+
 @dataclass
 class Layout:
     """A scene before rendering: canvas size, objects in canvas pixels, one stroke width."""
@@ -166,7 +176,7 @@ class SceneComposer:
         min_side = cfg.min_object_input_px * max(width, height) / cfg.input_size
         wanted_width = float(np.exp(rng.uniform(*np.log(cfg.stroke_width))))
         place = getattr(self, f"_layout_{kind}")
-        objects: list[PlacedObject] = place(rng, width, height, min_side, wanted_width)
+        objects: list[PlacedObject] = place(rng, Space(width, height, min_side, wanted_width))
         stroke_width = self._stroke_width_for(objects, wanted_width)
         specks: list[np.ndarray] = []
         if kind == "specks":
@@ -205,70 +215,34 @@ class SceneComposer:
 
     # -- layouts: each returns objects with strokes in canvas px and a point box (radius 0) ----
 
-    def _layout_single(
-        self,
-        rng: np.random.Generator,
-        width: int,
-        height: int,
-        min_side: float,
-        stroke_width: float,
-    ) -> list[PlacedObject]:
-        side = rng.uniform(max(min_side, 0.18 * min(width, height)), 0.93 * min(width, height))
-        obj = self._object(self._sample_class(rng), side, rng)
-        return self._scatter_place([obj], rng, width, height, stroke_width)
+    def _layout_single(self, rng: np.random.Generator, space: Space) -> list[PlacedObject]:
+        short = min(space.width, space.height)
+        side = rng.uniform(max(space.min_side, 0.18 * short), 0.93 * short)
+        return self._scatter_place([self._object(self._sample_class(rng), side, rng)], rng, space)
 
-    def _layout_scatter(
-        self,
-        rng: np.random.Generator,
-        width: int,
-        height: int,
-        min_side: float,
-        stroke_width: float,
-    ) -> list[PlacedObject]:
+    def _layout_scatter(self, rng: np.random.Generator, space: Space) -> list[PlacedObject]:
         count = int(rng.integers(2, 6))
-        hi = max(min_side * 1.2, 0.42 * min(width, height))
-        objs = [self._object(self._sample_class(rng), rng.uniform(min_side, hi), rng) for _ in range(count)]
-        return self._scatter_place(objs, rng, width, height, stroke_width)
+        hi = max(space.min_side * 1.2, 0.42 * min(space.width, space.height))
+        objs = [
+            self._object(self._sample_class(rng), rng.uniform(space.min_side, hi), rng) for _ in range(count)
+        ]
+        return self._scatter_place(objs, rng, space)
 
-    def _layout_number(
-        self,
-        rng: np.random.Generator,
-        width: int,
-        height: int,
-        min_side: float,
-        stroke_width: float,
-    ) -> list[PlacedObject]:
+    def _layout_number(self, rng: np.random.Generator, space: Space) -> list[PlacedObject]:
         rows = 1 if rng.random() < 0.75 else 2
-        return self._number_rows(rng, width, height, min_side, rows, stroke_width)
+        return self._number_rows(rng, space, rows)
 
-    def _layout_mixed(
-        self,
-        rng: np.random.Generator,
-        width: int,
-        height: int,
-        min_side: float,
-        stroke_width: float,
-    ) -> list[PlacedObject]:
-        placed = self._number_rows(rng, width, height, min_side, 1, stroke_width, max_height=0.45)
+    def _layout_mixed(self, rng: np.random.Generator, space: Space) -> list[PlacedObject]:
+        placed = self._number_rows(rng, space, 1, max_height=0.45)
+        hi = max(space.min_side * 1.2, 0.35 * min(space.width, space.height))
         extras = [
-            self._object(
-                int(rng.choice([OTHER_ID, CENSORED_ID])),
-                rng.uniform(min_side, max(min_side * 1.2, 0.35 * min(width, height))),
-                rng,
-            )
+            self._object(int(rng.choice([OTHER_ID, CENSORED_ID])), rng.uniform(space.min_side, hi), rng)
             for _ in range(int(rng.integers(1, 3)))
         ]
         extras = [e for e in extras if e.class_id in self.pool.classes()]
-        return self._scatter_place(extras, rng, width, height, stroke_width, placed=placed)
+        return self._scatter_place(extras, rng, space, placed=placed)
 
-    def _layout_blank(
-        self,
-        rng: np.random.Generator,
-        width: int,
-        height: int,
-        min_side: float,
-        stroke_width: float,
-    ) -> list[PlacedObject]:
+    def _layout_blank(self, rng: np.random.Generator, space: Space) -> list[PlacedObject]:
         return []
 
     _layout_specks = _layout_blank  # specks are drawn after layout, with no label
@@ -290,15 +264,9 @@ class SceneComposer:
         return PlacedObject(class_id=class_id, strokes=scaled, box=_points_box(scaled))
 
     def _number_rows(
-        self,
-        rng: np.random.Generator,
-        width: int,
-        height: int,
-        min_side: float,
-        rows: int,
-        stroke_width: float,
-        max_height: float = 0.8,
+        self, rng: np.random.Generator, space: Space, rows: int, max_height: float = 0.8
     ) -> list[PlacedObject]:
+        width, height, min_side, stroke_width = space.width, space.height, space.min_side, space.stroke_width
         placed: list[PlacedObject] = []
         row_tops = np.linspace(0, height, rows + 1)
         for r in range(rows):
@@ -338,15 +306,14 @@ class SceneComposer:
         self,
         objs: list[PlacedObject],
         rng: np.random.Generator,
-        width: int,
-        height: int,
-        stroke_width: float,
+        space: Space,
         placed: list[PlacedObject] | None = None,
     ) -> list[PlacedObject]:
         """Random non-overlapping placement (rejection sampling); objects that fit nowhere are
         dropped."""
         placed = list(placed or [])
-        r = stroke_width / 2 + 2  # keep a small gap between inks
+        width, height = space.width, space.height
+        r = space.stroke_width / 2 + 2  # keep a small gap between inks
         for obj in objs:
             w, h = float(obj.box[2]), float(obj.box[3])
             if w + 2 * r > width or h + 2 * r > height:
