@@ -1,0 +1,47 @@
+"""What the app's "Is this right?" box needs: proposals for missed objects, and an opt-in
+submission that stores nothing unless the user chose to donate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..classes import Detection
+from ..postprocess import box_iou
+from .auto_annotate import propose_boxes
+from .store import FeedbackStore, make_item
+
+Box = tuple[float, float, float, float]
+
+
+def missed_object_proposals(
+    gray: np.ndarray, detections: Sequence[Detection], max_iou: float = 0.3
+) -> list[Box]:
+    """Ink groups that no detection covers: candidate boxes for objects the model missed."""
+    proposals = propose_boxes(gray)
+    if not proposals or not detections:
+        return proposals
+    found = np.array([d.box for d in detections], dtype=np.float64)
+    ious = box_iou(np.array(proposals, dtype=np.float64), found)
+    return [p for p, row in zip(proposals, ious, strict=True) if row.max() < max_iou]
+
+
+def submit(
+    store: FeedbackStore | None,
+    gray: np.ndarray,
+    labelled: Sequence[tuple[Box, int]],
+    corrected: bool,
+    opted_in: bool,
+) -> str | None:
+    """Store the drawing with the user's labels, only when they opted in; returns the item id.
+    Raises FeedbackError (with a message for the user) when the submission is refused."""
+    if not opted_in or store is None:
+        return None
+    item = make_item(
+        gray,
+        [b for b, _ in labelled],
+        [c for _, c in labelled],
+        kind="corrected" if corrected else "confirmed",
+    )
+    return store.add(item)
