@@ -31,9 +31,13 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def app_url(onnx_weights: Path) -> Iterator[str]:
+def app_url(onnx_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    proc = start_app(sys.executable, port, {"DIGIT_DETECTOR_WEIGHTS": str(onnx_weights)})
+    env = {
+        "DIGIT_DETECTOR_WEIGHTS": str(onnx_weights),
+        "DIGIT_DETECTOR_FEEDBACK_DIR": str(tmp_path_factory.mktemp("feedback")),
+    }
+    proc = start_app(sys.executable, port, env)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -48,7 +48,10 @@ def test_runtime_requirements_alone_serve_the_app(tmp_path: Path, onnx_weights: 
         [*pip, "--no-deps", "--no-build-isolation", str(REPO)], check=False, timeout=600, capture_output=True
     )
     has_pkg = subprocess.run([python, "-c", "import digit_detector"], capture_output=True, check=False)
-    env = {"DIGIT_DETECTOR_WEIGHTS": str(onnx_weights)}
+    env = {
+        "DIGIT_DETECTOR_WEIGHTS": str(onnx_weights),
+        "DIGIT_DETECTOR_FEEDBACK_DIR": str(tmp_path / "feedback"),
+    }
     if has_pkg.returncode != 0:  # no build backend in the bare venv: run from the source tree
         env["PYTHONPATH"] = str(REPO / "src")
     no_torch = subprocess.run([python, "-c", "import torch"], capture_output=True, check=False)
