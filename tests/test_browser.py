@@ -78,10 +78,10 @@ def _draw(page, canvas, strokes: list[list[tuple[float, float]]]) -> None:  # ty
 def test_draw_a_digit_and_see_it_detected(app_url: str, browser) -> None:  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 1100})
-    page.goto(app_url, wait_until="networkidle")
+    page.goto(app_url, wait_until="domcontentloaded", timeout=60_000)
     page.get_by_text("Draw a number").first.wait_for(timeout=30_000)
     canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=30_000)
+    canvas.wait_for(timeout=60_000)
     page.get_by_text("Draw a digit").first.wait_for(timeout=30_000)  # the blank-canvas hint
     # A "7": the top bar, then the long diagonal, in one stroke, large, as people draw it.
     _draw(page, canvas, [[(120, 90), (200, 88), (280, 90), (240, 180), (200, 260), (175, 330)]])
@@ -105,8 +105,8 @@ def test_phone_width_layout_does_not_overflow(app_url: str, browser) -> None:  #
         has_touch=True,
         user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile",
     )
-    page.goto(app_url, wait_until="networkidle")
-    page.locator("canvas.upper-canvas").first.wait_for(timeout=30_000)
+    page.goto(app_url, wait_until="domcontentloaded", timeout=60_000)
+    page.locator("canvas.upper-canvas").first.wait_for(timeout=60_000)
     page.wait_for_timeout(500)
     width = page.evaluate("document.documentElement.scrollWidth")
     page.screenshot(path=str(ARTIFACTS / "e2e-phone.png"), full_page=True)

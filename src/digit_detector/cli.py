@@ -391,8 +391,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         f"p95 {s['predict_ms']['p95']:.2f} ms"
     )
     print(
-        f"app interaction (predict + draw + read numbers): p50 {s['interaction_ms']['p50']:.2f} ms, "
-        f"p95 {s['interaction_ms']['p95']:.2f} ms"
+        f"app interaction (predict + draw + numbers + feedback proposals): "
+        f"p50 {s['interaction_ms']['p50']:.2f} ms, p95 {s['interaction_ms']['p95']:.2f} ms"
     )
     print(f"cold start (process start -> first prediction, timed to exit): {s['cold_start_s']:.2f} s")
     print(
