@@ -20,7 +20,6 @@ from digit_detector.feedback import FeedbackError, FeedbackStore, store_from_env
 from digit_detector.feedback.review import missed_object_proposals, submit
 from digit_detector.image_io import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageLoadError, load_image
 from digit_detector.postprocess import DEFAULT_CONF
-from digit_detector.preprocess import to_gray_on_white
 
 CANVAS_SIZES = {"Square 400 x 400": (400, 400), "Wide 700 x 300": (700, 300), "Phone 340 x 340": (340, 340)}
 MODEL_CARD_URL = "docs/MODEL_CARD.md"
@@ -49,7 +48,7 @@ NOT_AN_OBJECT = "(not an object)"
 IGNORE = "(ignore)"
 
 
-def feedback_ui(image: np.ndarray, analysis: Analysis) -> None:
+def feedback_ui(analysis: Analysis) -> None:
     """'Is this right?': confirm or correct the labels, add missed objects, opt in to donate."""
     try:
         store = get_feedback_store()
@@ -58,7 +57,8 @@ def feedback_ui(image: np.ndarray, analysis: Analysis) -> None:
         return
     if store is None:
         return  # turned off by DIGIT_DETECTOR_FEEDBACK=off
-    gray = to_gray_on_white(image)
+    gray = analysis.gray
+    assert gray is not None  # set whenever the canvas was not blank
     with st.expander("Is this right? Help improve the model"):
         labelled: list[tuple[tuple[float, float, float, float], int]] = []
         corrected = False
@@ -195,8 +195,8 @@ def draw_page() -> None:
         with right:
             analysis, ms = run_analysis(image, conf, display_width=min(size[0], 380))
             results_ui(analysis, ms, key="draw")
-            if image is not None and not analysis.blank:
-                feedback_ui(image, analysis)
+            if not analysis.blank:
+                feedback_ui(analysis)
     with upload_tab:
         data = upload_ui()
         if data is not None:

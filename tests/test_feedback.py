@@ -19,6 +19,7 @@ from digit_detector.feedback.local import LocalStore
 from digit_detector.feedback.store import FeedbackItem, export_yolo, validate_item
 from digit_detector.postprocess import box_iou
 
+from .appserver import free_port
 from .conftest import render_digit_canvas, tiny_train_args
 
 
@@ -151,15 +152,9 @@ def test_blank_drawing_has_no_proposals() -> None:
     assert propose_boxes(np.full((100, 100), 255, np.uint8)) == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def moto_endpoint():  # type: ignore[no-untyped-def]
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -25,6 +25,7 @@ class Analysis:
     numbers: list[str] = field(default_factory=list)
     message: str | None = None  # a hint for the user instead of (or beside) results
     blank: bool = False
+    gray: np.ndarray | None = field(default=None, repr=False)  # the canvas composited on white
 
     def table(self) -> list[dict[str, object]]:
         return [
@@ -65,4 +66,5 @@ def analyse(
         annotated=annotated,
         numbers=read_numbers(detections),
         message=None if detections else NOTHING_FOUND,
+        gray=gray,
     )
