@@ -6,9 +6,19 @@ import numpy as np
 import pytest
 
 from digit_detector.classes import CENSORED_ID, NUM_CLASSES, OTHER_ID
-from digit_detector.data.augment import StrokeAugment, augment_strokes, resample
-from digit_detector.data.compose import DrawingPool, Layout, SceneComposer, SceneConfig, draw_strokes, ink_box
+from digit_detector.data.augment import StrokeAugment, augment_drawings
+from digit_detector.data.compose import (
+    Categorical,
+    DrawingPool,
+    Layout,
+    SceneComposer,
+    SceneConfig,
+    draw_polylines,
+    draw_strokes,
+    ink_box,
+)
 from digit_detector.data.generate import make_composer, write_yolo_dataset
+from digit_detector.data.polylines import Polylines
 from digit_detector.data.strokes import DataDirError, load_drawings, resolve_data_dir
 from digit_detector.data.yolo_format import read_dataset
 from digit_detector.preprocess import letterbox_gray
@@ -23,7 +33,7 @@ def test_reader_labels_and_normalisation(drawings: list) -> None:
     ids = {d.class_id for d in drawings}
     assert ids == set(range(NUM_CLASSES))
     for d in drawings:
-        pts = np.concatenate(d.strokes)
+        pts = d.ink.points
         assert pts.min() >= -1e-6 and abs(float(np.ptp(pts, axis=0).max()) - 1.0) < 1e-5
         if d.source == "quickdraw_censored":
             assert d.class_id == CENSORED_ID
@@ -51,7 +61,7 @@ def test_split_is_by_writer_and_reproducible(drawings: list, stroke_dir: Path) -
 
 def _render_alone(layout: Layout, index: int) -> np.ndarray:
     image = np.full((layout.height, layout.width), 255, np.uint8)
-    draw_strokes(image, layout.objects[index].strokes, layout.stroke_width)
+    draw_polylines(image, layout.objects[index].ink, layout.stroke_width)
     return image
 
 
@@ -86,22 +96,81 @@ def test_every_augmentation_keeps_ink_inside_the_box(drawings: list) -> None:
         test_boxes_match_each_objects_own_ink(drawings, aug)
 
 
-def test_augmented_strokes_are_normalised(drawings: list) -> None:
+def test_a_batch_of_augmented_drawings_is_fitted_and_split_back_per_drawing(drawings: list) -> None:
     rng = np.random.default_rng(0)
-    for d in drawings[:20]:
-        out = augment_strokes(d.strokes, rng, StrokeAugment())
-        pts = np.concatenate(out)
-        assert pts.min() >= -1e-6 and abs(float(np.ptp(pts, axis=0).max()) - 1) < 1e-5
+    inks = [d.ink for d in drawings[:20]]
+    per_drawing = np.array([len(ink) for ink in inks])
+    batch = augment_drawings(Polylines.concat(inks), per_drawing, rng, StrokeAugment())
+    sides = rng.uniform(5, 300, len(inks))
+    fitted, sizes = batch.fit_each(per_drawing, sides)
+    parts = fitted.split_each(per_drawing)
+    assert len(parts) == len(inks)
+    for part, ink, side, size in zip(parts, inks, sides, sizes, strict=True):
+        np.testing.assert_array_equal(part.lengths, ink.lengths)
+        np.testing.assert_allclose(part.points.min(axis=0), 0, atol=1e-4)
+        np.testing.assert_allclose(part.points.max(axis=0), size, rtol=1e-5, atol=1e-4)
+        assert abs(float(size.max()) - side) < 1e-3 * side
 
 
 def test_resample_keeps_end_points_and_dots() -> None:
     stroke = np.array([[0, 0], [1, 0], [1, 1]], np.float32)
-    out = resample(stroke, 0.1)
+    out = Polylines.from_strokes([stroke]).resample(0.1).points
     np.testing.assert_allclose(out[0], stroke[0])
     np.testing.assert_allclose(out[-1], stroke[-1], atol=1e-6)
     assert len(out) == 21
+    np.testing.assert_allclose(np.linalg.norm(np.diff(out, axis=0), axis=1), 0.1, atol=1e-6)
     dot = np.array([[0.5, 0.5]], np.float32)
-    assert resample(dot, 0.1).shape == (1, 2)
+    assert Polylines.from_strokes([dot]).resample(0.1).points.shape == (1, 2)
+
+
+def _resample_one_stroke(stroke: np.ndarray, spacing: float) -> np.ndarray:
+    """Reference: the plain per-stroke definition the vectorised resample must equal."""
+    seg = np.linalg.norm(np.diff(stroke.astype(np.float64), axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    if len(stroke) < 2 or arc[-1] == 0:
+        return stroke[:1]
+    at = np.linspace(0.0, arc[-1], int(np.ceil(arc[-1] / spacing)) + 1)
+    return np.stack([np.interp(at, arc, stroke[:, 0]), np.interp(at, arc, stroke[:, 1])], 1)
+
+
+def test_resampling_a_whole_drawing_equals_resampling_each_stroke() -> None:
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        strokes = [
+            np.cumsum(rng.normal(0, 0.05, (int(rng.integers(1, 12)), 2)), axis=0).astype(np.float32)
+            for _ in range(int(rng.integers(1, 6)))
+        ]
+        strokes.append(np.repeat(strokes[0][:1], 3, axis=0))  # a dot recorded as 3 equal points
+        spacing = float(rng.uniform(0.005, 0.1))
+        out = Polylines.from_strokes(strokes).resample(spacing).strokes()
+        assert len(out) == len(strokes)
+        for got, stroke in zip(out, strokes, strict=True):
+            np.testing.assert_allclose(got, _resample_one_stroke(stroke, spacing), atol=1e-5)
+
+
+def test_drawing_strokes_together_is_the_darkest_of_drawing_them_alone() -> None:
+    """Rendering only transforms a window around the ink; that must not cut any ink off."""
+    rng = np.random.default_rng(2)
+    for width in (1.0, 2.0, 7.0, 18.0, 32.0):
+        strokes = [rng.uniform(-10, 200, (int(rng.integers(1, 5)), 2)).astype(np.float32) for _ in range(4)]
+        together = np.full((192, 192), 255, np.uint8)
+        draw_strokes(together, strokes, width)
+        alone = np.full((192, 192), 255, np.uint8)
+        for stroke in strokes:
+            one = np.full((192, 192), 255, np.uint8)
+            draw_strokes(one, [stroke], width)
+            np.minimum(alone, one, out=alone)
+        assert (together < 255).any()
+        np.testing.assert_array_equal(together, alone)
+
+
+def test_categorical_matches_its_probabilities() -> None:
+    pick = Categorical([1.0, 0.0, 3.0])
+    rng = np.random.default_rng(0)
+    counts = np.bincount([pick.sample(rng) for _ in range(20000)], minlength=3)
+    np.testing.assert_allclose(counts / counts.sum(), [0.25, 0.0, 0.75], atol=0.01)
+    with pytest.raises(ValueError):
+        Categorical([0.0, 0.0])
 
 
 def test_objects_never_overlap_and_labels_are_valid(drawings: list) -> None:

@@ -426,5 +426,10 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
 
 
 def _worker_init(worker_id: int) -> None:
+    # A data worker is one core's worth of scene generation; OpenCV would otherwise spread its
+    # distance transforms over every core and compete with the training threads.
+    import cv2
+
+    cv2.setNumThreads(1)
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")

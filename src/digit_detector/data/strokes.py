@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CENSORED_ID, CLASS_ID_BY_NAME
+from .polylines import Polylines
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
@@ -46,17 +47,8 @@ class Drawing:
     class_id: int
     source: str
     writer: str | None
-    strokes: list[np.ndarray] = field(repr=False)  # each (K, 2) float32, K >= 1
+    ink: Polylines = field(repr=False)  # every stroke's points, each stroke >= 1 point
     synthetic: bool = False
-
-    def resampled(self, spacing: float) -> list[np.ndarray]:
-        """Strokes with points every `spacing` (memoised: every scene reuses them)."""
-        cache = self.__dict__.setdefault("_resampled", {})
-        if spacing not in cache:
-            from .augment import resample
-
-            cache[spacing] = [resample(s, spacing) for s in self.strokes]
-        return cache[spacing]
 
     @property
     def group(self) -> str:
@@ -96,7 +88,7 @@ def parse_line(line: str, source: str) -> Drawing:
         class_id=class_id,
         source=source,
         writer=record.get("writer"),
-        strokes=normalise(record["strokes"]),
+        ink=Polylines.from_strokes(normalise(record["strokes"])),
         synthetic=synthetic,
     )
 
