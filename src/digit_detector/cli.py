@@ -92,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="local store folder (default: $DIGIT_DETECTOR_FEEDBACK_DIR or ./feedback)",
     )
 
+    look = data_sub.add_parser(
+        "lookalikes", help="find 'other' drawings that look like a digit (the loader leaves them out)"
+    )
+    look.add_argument("--data-dir", default=None, help="stroke data folder (default ../shared/data)")
+    look.add_argument("--out", type=Path, default=None, help="id list (default: the packaged list)")
+    look.add_argument("--preview", type=Path, default=None, help="also draw the found drawings here")
+    look.add_argument("--threshold", type=_probability, default=0.5, help="digit probability to flag")
+    look.add_argument("--folds", type=_positive_int, default=3)
+    look.add_argument("--epochs", type=_positive_int, default=3)
+    look.add_argument("--seed", type=int, default=0)
+
     anchors = sub.add_parser("anchors", help="fit anchors to training boxes (k-means, IoU distance)")
     anchors.add_argument("--config", required=True, help="models/X.yaml")
     anchors.add_argument("--data-dir", default=None)
@@ -205,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "export-feedback":
         return _export_feedback(args)
+    if args.data_command == "lookalikes":
+        return _find_lookalikes(args)
     from .data.generate import (
         generation_throughput,
         make_composer,
@@ -227,6 +240,27 @@ def _cmd_data(args: argparse.Namespace) -> int:
             f"scenes/s on one core ({figures['training_objects_per_s']:.0f} objects/s)"
         )
         print(f"full canvas path (data generate): {figures['full_canvas_scenes_per_s']:.0f} scenes/s")
+    return 0
+
+
+def _find_lookalikes(args: argparse.Namespace) -> int:
+    from .data.lookalikes import find_lookalikes, lookalike_sheet, write_lookalikes
+    from .data.strokes import OTHER_LOOKALIKES_FILE, load_drawings
+
+    if args.folds < 2:
+        raise ValueError("--folds must be at least 2: every drawing is scored by a model that never saw it")
+    drawings = load_drawings(args.data_dir, exclude_lookalikes=False)
+    search = find_lookalikes(drawings, args.threshold, args.folds, args.epochs, args.seed)
+    out = args.out or OTHER_LOOKALIKES_FILE
+    command = (
+        " ".join(["digit-detector", *sys.argv[1:]]) if sys.argv[1:] else "digit-detector data lookalikes"
+    )
+    write_lookalikes(search, out, command)
+    print(search.summary())
+    print(f"wrote {len(search.found)} ids to {out}")
+    if args.preview:
+        lookalike_sheet(search, drawings).save(args.preview)
+        print(f"wrote a sheet of found drawings to {args.preview}")
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import CENSORED_ID, CLASS_ID_BY_NAME
+from ..classes import CENSORED_ID, CLASS_ID_BY_NAME, OTHER_ID
 from .polylines import Polylines
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -33,6 +33,9 @@ STROKE_FILES: dict[str, str] = {
     "censored_procedural": "censored-synthetic",
 }
 VAL_PERCENT = 10
+# "other" drawings that look like a digit (found by `digit-detector data lookalikes`, see
+# data/lookalikes.py): left out, because "other" must hold no digit look-alikes.
+OTHER_LOOKALIKES_FILE = Path(__file__).with_name("other_lookalikes.txt")
 
 
 class DataDirError(FileNotFoundError):
@@ -119,12 +122,23 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     return path
 
 
+def read_lookalike_ids(path: Path = OTHER_LOOKALIKES_FILE) -> frozenset[str]:
+    """Ids listed in a look-alike file (tab-separated; comment lines start with #)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataDirError(f"cannot read the look-alike list {path}: {exc}") from exc
+    return frozenset(line.split("\t", 1)[0] for line in text.splitlines() if line.strip() and line[0] != "#")
+
+
 def load_drawings(
     data_dir: str | Path | None = None,
     files: Iterable[str] | None = None,
     limit_per_file: int | None = None,
+    exclude_lookalikes: bool = True,
 ) -> list[Drawing]:
-    """Read every drawing of the named stroke files (default: all known files that exist)."""
+    """Read every drawing of the named stroke files (default: all known files that exist),
+    leaving out the "other" drawings listed as digit look-alikes unless told not to."""
     root = resolve_data_dir(data_dir) / "strokes"
     names = list(files) if files is not None else list(STROKE_FILES)
     paths = [root / f"{name}.jsonl.gz" for name in names]
@@ -134,12 +148,14 @@ def load_drawings(
         raise DataDirError(f"stroke files missing: {', '.join(missing)}")
     if not present:
         raise DataDirError(f"no stroke files (*.jsonl.gz) found in {root}")
+    excluded = read_lookalike_ids() if exclude_lookalikes else frozenset()
     drawings: list[Drawing] = []
     for path in present:
         for i, drawing in enumerate(iter_file(path)):
             if limit_per_file is not None and i >= limit_per_file:
                 break
-            drawings.append(drawing)
+            if drawing.class_id != OTHER_ID or drawing.id not in excluded:
+                drawings.append(drawing)
     return drawings
 
 
