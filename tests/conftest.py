@@ -15,7 +15,7 @@ SHIPPED_ONNX = REPO / "weights" / "digit-detector.onnx"
 SHIPPED_PT = REPO / "weights" / "digit-detector.pt"
 
 
-def _digit_strokes(label: str, rng: np.random.Generator) -> list[list[list[float]]]:
+def fixture_strokes(label: str, rng: np.random.Generator) -> list[list[list[float]]]:
     """Crude but distinct pen strokes per class, with per-writer wobble."""
     t = np.linspace(0, 1, 25)
     j = lambda a: (np.asarray(a) + rng.normal(0, 1.5, np.shape(a))).round(1).tolist()  # noqa: E731
@@ -72,7 +72,7 @@ def build_stroke_fixture(root: Path, per_label: int = 6, writers: int = 12, seed
                         "label": label,
                         "text": label,
                         "writer": writer,
-                        "strokes": _digit_strokes(label, rng),
+                        "strokes": fixture_strokes(label, rng),
                     }
                 )
         write_stroke_file(root / "strokes" / f"{name}.jsonl.gz", records)
@@ -104,7 +104,7 @@ def render_digit_canvas(
     from digit_detector.data.strokes import normalise
 
     rng = np.random.default_rng(seed)
-    strokes = normalise(_digit_strokes(label, rng))
+    strokes = normalise(fixture_strokes(label, rng))
     pts = np.concatenate(strokes)
     span = pts.max(axis=0)
     x1, y1, x2, y2 = box

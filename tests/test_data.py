@@ -19,7 +19,7 @@ from digit_detector.data.compose import (
 )
 from digit_detector.data.generate import make_composer, write_yolo_dataset
 from digit_detector.data.polylines import Polylines
-from digit_detector.data.strokes import DataDirError, load_drawings, resolve_data_dir
+from digit_detector.data.strokes import DataDirError, Drawing, load_drawings, resolve_data_dir
 from digit_detector.data.yolo_format import read_dataset
 from digit_detector.preprocess import letterbox_gray
 
@@ -171,6 +171,29 @@ def test_categorical_matches_its_probabilities() -> None:
     np.testing.assert_allclose(counts / counts.sum(), [0.25, 0.0, 0.75], atol=0.01)
     with pytest.raises(ValueError):
         Categorical([0.0, 0.0])
+
+
+def _drawing_with_strokes(class_id: int, index: int) -> Drawing:
+    """A drawing whose stroke count tells its class: class_id + 1 separate short strokes."""
+    strokes = [np.array([[k / 12, 0.0], [k / 12, 1.0]], np.float32) for k in range(class_id + 1)]
+    source = "quickdraw_censored" if class_id == CENSORED_ID else "unipen_digits"
+    return Drawing(f"t/{class_id}/{index}", class_id, source, None, Polylines.from_strokes(strokes))
+
+
+def test_every_placed_object_keeps_its_own_drawings_label() -> None:
+    """Objects are resampled and augmented in batches; each must come back with its own label."""
+    pool = DrawingPool([_drawing_with_strokes(c, i) for c in range(NUM_CLASSES) for i in range(3)])
+    no_drop = StrokeAugment(drop_tiny_stroke_prob=0.0)
+    composer = SceneComposer(pool, augment=no_drop)
+    rng = np.random.default_rng(7)
+    seen: set[int] = set()
+    for _ in range(200):
+        layout = composer.layout(rng)
+        for obj in layout.objects:
+            assert len(obj.ink) == obj.class_id + 1
+            seen.add(obj.class_id)
+        np.testing.assert_array_equal(layout.class_ids(), [o.class_id for o in layout.objects])
+    assert seen == set(range(NUM_CLASSES))
 
 
 def test_objects_never_overlap_and_labels_are_valid(drawings: list) -> None:

@@ -249,7 +249,7 @@ def _find_lookalikes(args: argparse.Namespace) -> int:
 
     if args.folds < 2:
         raise ValueError("--folds must be at least 2: every drawing is scored by a model that never saw it")
-    drawings = load_drawings(args.data_dir, exclude_lookalikes=False)
+    drawings = load_drawings(args.data_dir, lookalikes=None)
     search = find_lookalikes(drawings, args.threshold, args.folds, args.epochs, args.seed)
     out = args.out or OTHER_LOOKALIKES_FILE
     command = (

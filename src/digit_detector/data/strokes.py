@@ -135,10 +135,10 @@ def load_drawings(
     data_dir: str | Path | None = None,
     files: Iterable[str] | None = None,
     limit_per_file: int | None = None,
-    exclude_lookalikes: bool = True,
+    lookalikes: Path | None = OTHER_LOOKALIKES_FILE,
 ) -> list[Drawing]:
     """Read every drawing of the named stroke files (default: all known files that exist),
-    leaving out the "other" drawings listed as digit look-alikes unless told not to."""
+    leaving out the "other" drawings listed in `lookalikes` (None: keep every drawing)."""
     root = resolve_data_dir(data_dir) / "strokes"
     names = list(files) if files is not None else list(STROKE_FILES)
     paths = [root / f"{name}.jsonl.gz" for name in names]
@@ -148,7 +148,7 @@ def load_drawings(
         raise DataDirError(f"stroke files missing: {', '.join(missing)}")
     if not present:
         raise DataDirError(f"no stroke files (*.jsonl.gz) found in {root}")
-    excluded = read_lookalike_ids() if exclude_lookalikes else frozenset()
+    excluded = read_lookalike_ids(lookalikes) if lookalikes is not None else frozenset()
     drawings: list[Drawing] = []
     for path in present:
         for i, drawing in enumerate(iter_file(path)):
