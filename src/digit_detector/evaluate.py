@@ -43,19 +43,17 @@ class EvalOutput:
         return "\n".join(lines)
 
 
-def best_f1_threshold(truths: list[ImageTruth], preds: list[ImagePrediction]) -> tuple[float, float]:
-    """Score threshold maximising micro-F1 over all classes (correct class, IoU >= 0.5)."""
-    best = (0.25, -1.0)
+def f1_by_threshold(truths: list[ImageTruth], preds: list[ImagePrediction]) -> dict[float, float]:
+    """Micro-F1 over all classes (correct class, IoU >= 0.5) at score thresholds 0.05..0.95."""
+    curve: dict[float, float] = {}
     for t in np.round(np.arange(0.05, 0.951, 0.05), 2):
         m = match_at_threshold(truths, preds, float(t))
         n = m.shape[0] - 1
         tp = float(np.trace(m[:n, :n]))
         fp = float(m[:, :n].sum() - tp)
         fn = float(m[:n].sum() - tp)
-        f1 = 2 * tp / max(1.0, 2 * tp + fp + fn)
-        if f1 > best[1]:
-            best = (float(t), f1)
-    return best
+        curve[float(t)] = 2 * tp / max(1.0, 2 * tp + fp + fn)
+    return curve
 
 
 def image_errors(truth: ImageTruth, pred: ImagePrediction, threshold: float) -> int:
@@ -132,7 +130,8 @@ def evaluate_dataset(
             )
         )
     coco = coco_evaluate(truths, preds)
-    f1_threshold, f1 = best_f1_threshold(truths, preds)
+    f1_curve = f1_by_threshold(truths, preds)
+    f1_threshold = max(f1_curve, key=lambda t: f1_curve[t])
     used = f1_threshold if threshold is None else threshold
     matrix = match_at_threshold(truths, preds, used)
     recall = recall_per_class(matrix)
@@ -147,7 +146,8 @@ def evaluate_dataset(
         "ap50": coco.ap50_per_class,
         "ap50_95": coco.ap_per_class,
         "best_f1_threshold": f1_threshold,
-        "best_f1": f1,
+        "best_f1": f1_curve[f1_threshold],
+        "f1_by_threshold": f1_curve,
         "threshold": used,
         "recall_at_threshold": recall,
         "censored_recall_at_threshold": recall.get(CLASS_NAMES[CENSORED_ID]),

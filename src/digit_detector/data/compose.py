@@ -122,8 +122,7 @@ class Categorical:
         w = np.asarray(weights, dtype=np.float64)
         if len(w) == 0 or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"weights must be non-negative with a positive sum, got {list(w)}")
-        self.probs = w / w.sum()
-        self._cdf = np.cumsum(self.probs).tolist()
+        self._cdf = np.cumsum(w / w.sum()).tolist()
 
     def sample(self, rng: np.random.Generator) -> int:
         return min(bisect.bisect_right(self._cdf, rng.random()), len(self._cdf) - 1)

@@ -47,10 +47,6 @@ class Polylines:
         """The same strokes with new point coordinates (same count and order)."""
         return Polylines(points, self.lengths)
 
-    def box(self) -> np.ndarray:
-        """(x1, y1, x2, y2) of the points (no stroke width)."""
-        return np.concatenate([self.points.min(axis=0), self.points.max(axis=0)]).astype(np.float64)
-
     def stroke_sizes(self) -> np.ndarray:
         """Longer side of each stroke's point box."""
         starts = self.starts()
