@@ -16,7 +16,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +90,6 @@ class LookalikeSearch:
     found: list[Lookalike]
     fold_accuracy: list[float]  # on the held-out fold's "other" drawings (called "other")
     seconds: float
-    scores: np.ndarray = field(repr=False)  # best digit probability of every scored drawing
 
     def summary(self) -> str:
         by_source = Counter(f.source for f in self.found)
@@ -163,7 +162,6 @@ def find_lookalikes(
         found,
         accuracy,
         time.perf_counter() - start,
-        scores[others],
     )
 
 

@@ -1,8 +1,8 @@
 """Several strokes held as ONE point array plus each stroke's point count.
 
-The composer touches every object of every scene; with the strokes of a drawing in one array,
-resampling, augmenting, moving and rendering it cost a handful of numpy calls per drawing
-instead of a handful per stroke (data generation must outrun CPU training).
+The composer touches every object of every scene; with strokes (and several drawings) in one
+array, resampling, augmenting, moving and rendering cost a handful of numpy calls per layout
+step instead of a handful per stroke of every object (data generation must outrun training).
 """
 
 from __future__ import annotations
@@ -19,17 +19,21 @@ class Polylines:
     lengths: np.ndarray  # (K,) int64, points per stroke, each >= 1, sum P
 
     @classmethod
+    def empty(cls) -> Polylines:
+        return cls(np.zeros((0, 2), np.float32), np.zeros(0, np.int64))
+
+    @classmethod
     def from_strokes(cls, strokes: Sequence[np.ndarray]) -> Polylines:
         arrays = [np.asarray(s, dtype=np.float32).reshape(-1, 2) for s in strokes]
         arrays = [a for a in arrays if len(a)]
         if not arrays:
-            return cls(np.zeros((0, 2), np.float32), np.zeros(0, np.int64))
+            return cls.empty()
         return cls(np.concatenate(arrays), np.array([len(a) for a in arrays], dtype=np.int64))
 
     @classmethod
     def concat(cls, parts: Sequence[Polylines]) -> Polylines:
         if not parts:
-            return cls(np.zeros((0, 2), np.float32), np.zeros(0, np.int64))
+            return cls.empty()
         return cls(np.concatenate([p.points for p in parts]), np.concatenate([p.lengths for p in parts]))
 
     def __len__(self) -> int:
