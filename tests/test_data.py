@@ -99,11 +99,14 @@ def test_every_augmentation_keeps_ink_inside_the_box(drawings: list) -> None:
 def test_a_batch_of_augmented_drawings_is_fitted_and_split_back_per_drawing(drawings: list) -> None:
     rng = np.random.default_rng(0)
     inks = [d.ink for d in drawings[:20]]
-    per_drawing = np.array([len(ink) for ink in inks])
-    batch = augment_drawings(Polylines.concat(inks), per_drawing, rng, StrokeAugment())
+    strokes_per_drawing = np.array([len(ink) for ink in inks])
+    joined = Polylines.concat(inks)
+    points_per_drawing = joined.points_per_drawing(strokes_per_drawing)
+    np.testing.assert_array_equal(points_per_drawing, [len(ink.points) for ink in inks])
+    batch = augment_drawings(joined, points_per_drawing, rng, StrokeAugment())
     sides = rng.uniform(5, 300, len(inks))
-    fitted, sizes = batch.fit_each(per_drawing, sides)
-    parts = fitted.split_each(per_drawing)
+    fitted, sizes = batch.fit_each(points_per_drawing, sides)
+    parts = fitted.split_each(strokes_per_drawing, points_per_drawing)
     assert len(parts) == len(inks)
     for part, ink, side, size in zip(parts, inks, sides, sizes, strict=True):
         np.testing.assert_array_equal(part.lengths, ink.lengths)

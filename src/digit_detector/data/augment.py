@@ -37,13 +37,14 @@ def drop_tiny_stroke(ink: Polylines, rng: np.random.Generator, aug: StrokeAugmen
 
 
 def augment_drawings(
-    ink: Polylines, strokes_per_drawing: np.ndarray, rng: np.random.Generator, aug: StrokeAugment
+    ink: Polylines, per_drawing: np.ndarray, rng: np.random.Generator, aug: StrokeAugment
 ) -> Polylines:
     """A random affine (rotation, shear, aspect) per drawing, per-point jitter and, for some
-    drawings, smoothing, for several normalised drawings held in one Polylines. The result is
+    drawings, smoothing, for several normalised drawings held in one Polylines (`per_drawing`:
+    each drawing's point count, see `Polylines.points_per_drawing`). The result is
     not re-normalised (`Polylines.fit_each` does that). All drawings of a scene go through
     here together: one numpy call per step, not one per drawing."""
-    u_angle, u_aspect, u_shear, u_smooth = rng.random((4, len(strokes_per_drawing)))
+    u_angle, u_aspect, u_shear, u_smooth = rng.random((4, len(per_drawing)))
     angle = np.deg2rad(aug.rotation_deg * (2 * u_angle - 1))
     cos, sin = np.cos(angle), np.sin(angle)
     root_aspect = np.exp(aug.log_aspect * (2 * u_aspect - 1) / 2)
@@ -58,7 +59,6 @@ def augment_drawings(
         ],
         axis=1,
     ).astype(np.float32)
-    per_drawing = ink.points_per_drawing(strokes_per_drawing)
     m = np.repeat(matrices, per_drawing, axis=0)
     x, y = ink.points[:, 0] - np.float32(0.5), ink.points[:, 1] - np.float32(0.5)
     points = np.stack([m[:, 0] * x + m[:, 1] * y, m[:, 2] * x + m[:, 3] * y], axis=1)

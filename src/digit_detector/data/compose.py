@@ -282,15 +282,15 @@ class SceneComposer:
             spacing = np.full(len(inks), _SPACINGS[1])
         strokes_per_drawing = np.array([len(ink) for ink in inks])
         batch = Polylines.concat(inks).resample(np.repeat(spacing, strokes_per_drawing))
+        points_per_drawing = batch.points_per_drawing(strokes_per_drawing)
         if self.augment is not None:
-            batch = augment_drawings(batch, strokes_per_drawing, rng, self.augment)
+            batch = augment_drawings(batch, points_per_drawing, rng, self.augment)
         sides = np.array([side for _, side in wanted])
-        batch, sizes = batch.fit_each(strokes_per_drawing, sides)
+        batch, sizes = batch.fit_each(points_per_drawing, sides)
+        parts = batch.split_each(strokes_per_drawing, points_per_drawing)
         return [
             PlacedObject(class_id, ink, np.array([0.0, 0.0, w, h]))
-            for (class_id, _), ink, (w, h) in zip(
-                wanted, batch.split_each(strokes_per_drawing), sizes.tolist(), strict=True
-            )
+            for (class_id, _), ink, (w, h) in zip(wanted, parts, sizes.tolist(), strict=True)
         ]
 
     def _number_rows(

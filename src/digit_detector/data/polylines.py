@@ -88,15 +88,16 @@ class Polylines:
         return Polylines(points.astype(np.float32), counts)
 
     # -- several drawings in one Polylines: drawing g owns the next strokes_per_drawing[g] strokes
+    # (and points_per_drawing[g] points; computed once per batch, it holds while only the
+    # coordinates change)
 
     def points_per_drawing(self, strokes_per_drawing: np.ndarray) -> np.ndarray:
         first_stroke = np.cumsum(strokes_per_drawing) - strokes_per_drawing
         return np.add.reduceat(self.lengths, first_stroke)
 
-    def fit_each(self, strokes_per_drawing: np.ndarray, sides: np.ndarray) -> tuple[Polylines, np.ndarray]:
-        """Each drawing moved to start at (0, 0) and scaled so its longer side is `sides[g]`;
-        also returns each drawing's (width, height) after scaling."""
-        per_drawing = self.points_per_drawing(strokes_per_drawing)
+    def fit_each(self, per_drawing: np.ndarray, sides: np.ndarray) -> tuple[Polylines, np.ndarray]:
+        """Each drawing (`per_drawing`: its point count) moved to start at (0, 0) and scaled so
+        its longer side is `sides[g]`; also returns each drawing's (width, height) after scaling."""
         first = np.cumsum(per_drawing) - per_drawing
         lo = np.minimum.reduceat(self.points, first)
         extent = np.maximum.reduceat(self.points, first) - lo
@@ -105,9 +106,9 @@ class Polylines:
         points = (self.points - lo[owner]) * scale[owner, None]
         return Polylines(points, self.lengths), extent * scale[:, None]
 
-    def split_each(self, strokes_per_drawing: np.ndarray) -> list[Polylines]:
+    def split_each(self, strokes_per_drawing: np.ndarray, points_per_drawing: np.ndarray) -> list[Polylines]:
         stroke_ends = np.cumsum(strokes_per_drawing).tolist()
-        point_ends = np.cumsum(self.points_per_drawing(strokes_per_drawing)).tolist()
+        point_ends = np.cumsum(points_per_drawing).tolist()
         stroke_starts, point_starts = [0, *stroke_ends[:-1]], [0, *point_ends[:-1]]
         return [
             Polylines(self.points[p0:p1], self.lengths[s0:s1])
