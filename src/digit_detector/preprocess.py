@@ -1,7 +1,9 @@
 """The ONE preprocessing path, shared by training, evaluation, the app and ONNX inference.
 
-canvas (PIL or uint8 array; gray, RGB or RGBA with any alpha) -> composite on white ->
-letterbox the whole canvas, keeping its aspect ratio, into a `size` x `size` square ->
+canvas (PIL or uint8 array; gray, RGB or RGBA with any alpha) -> composite on white (images
+without alpha, i.e. uploads: light-on-dark inverted, uneven paper flattened) -> letterbox the
+whole canvas, keeping its aspect ratio, into a `size` x `size` square -> ink normalised (the
+darkest ink made black, so a 1-px stroke shrunk from a large canvas stays visible) ->
 model input: float32, layout (3, size, size) CHW, RGB, values in [0, 1] (white = 1.0).
 
 `Letterbox` holds the exact forward/inverse map between canvas pixels and model-input pixels.
@@ -20,6 +22,11 @@ from PIL import Image
 INPUT_SIZE = 192
 PAD_VALUE = 255  # letterbox padding is white, like the canvas
 INPUT_SCALE = 1.0 / 255.0  # uint8 gray -> float input; training applies the same to batches
+# Ink normalisation: a square whose darkest pixel is lighter than black is stretched (white
+# fixed) so that pixel becomes black, by at most MAX_INK_GAIN; squares with no pixel darker
+# than FAINTEST_INK (paper, specks, noise) are left alone.
+MAX_INK_GAIN = 6.0
+FAINTEST_INK = 235
 
 
 @dataclass(frozen=True)
@@ -98,15 +105,50 @@ def to_gray_on_white(image: Image.Image | np.ndarray) -> np.ndarray:
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image is empty: shape {image.shape}")
     if image.ndim == 2:
-        return image
+        return clean_background(image)
     image = np.ascontiguousarray(image)
     if image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        return clean_background(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
     gray = cv2.cvtColor(image, cv2.COLOR_RGBA2GRAY)
     # On white: out = 255 - (255 - gray) * alpha / 255, in saturating uint8 cv2 ops (fast).
     ink = cv2.multiply(cv2.bitwise_not(gray), image[:, :, 3].copy(), scale=1 / 255)
     gray = cv2.bitwise_not(ink)
     return gray
+
+
+def clean_background(gray: np.ndarray) -> np.ndarray:
+    """An upload (no alpha) -> dark ink on white paper: light-on-dark images are inverted, and
+    uneven paper (a photo's shading, ruled lines) is divided out. Plain white paper with dark
+    ink, what the canvas and most scans give, comes back unchanged (the same array)."""
+    height, width = gray.shape
+    small = cv2.resize(gray, (max(1, width // 16), max(1, height // 16)), interpolation=cv2.INTER_AREA)
+    border = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+    if np.median(border) < 110 and np.median(small) < 128:
+        gray, small = cv2.bitwise_not(gray), cv2.bitwise_not(small)  # chalk on a board, white on black
+    # Paper estimate: a max filter removes ink up to ~7 small pixels (112 px) wide, a blur smooths it.
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    paper = cv2.blur(cv2.dilate(small, kernel), (5, 5))
+    if np.percentile(paper, 2) >= 230 and np.median(gray) >= 230:
+        return gray
+    paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
+    flat = cv2.divide(gray, np.maximum(paper, 1), scale=255)
+    # What is within ~25% of the paper's brightness (shading left over, faint ruled lines) is
+    # paper; darker ink is stretched to the full range.
+    return cv2.LUT(flat, _PAPER_CUT_LUT)
+
+
+_PAPER_CUT_LUT = np.clip(np.arange(256) * (255.0 / 190.0), 0, 255).astype(np.uint8)
+
+
+def normalise_ink(square: np.ndarray) -> np.ndarray:
+    """Stretch faint ink to black (white kept), identically in training and serving; see
+    MAX_INK_GAIN. Returns the same array when nothing needs to change."""
+    darkest = int(square.min()) if square.size else 255
+    if darkest == 0 or darkest > FAINTEST_INK:
+        return square
+    gain = min(MAX_INK_GAIN, 255.0 / (255 - darkest))
+    lut = np.clip(255.0 - (255.0 - np.arange(256)) * gain, 0, 255).round().astype(np.uint8)
+    return cv2.LUT(square, lut)
 
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:
@@ -133,7 +175,7 @@ def letterbox_gray(gray: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray
         gray = cv2.resize(gray, (new_w, new_h), interpolation=interp)
     out = np.full((size, size), PAD_VALUE, dtype=np.uint8)
     out[box.pad_y : box.pad_y + new_h, box.pad_x : box.pad_x + new_w] = gray
-    return out, box
+    return normalise_ink(out), box
 
 
 def preprocess(image: Image.Image | np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, Letterbox]:

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .data.dataset import GeneratedScenes, LabelledPool, collate, default_workers, fixed_scenes
+from .data.procedural import procedural_others
 from .data.strokes import Drawing, load_drawings
 from .distributed import DistContext
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
@@ -235,7 +236,7 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
     forward: torch.nn.Module = DistributedDataParallel(model) if ctx.enabled else model
 
     t0 = time.time()
-    drawings = load_drawings(cfg.data_dir, limit_per_file=cfg.limit_per_file)
+    drawings = load_drawings(cfg.data_dir, limit_per_file=cfg.limit_per_file) + procedural_others()
     train_drawings, val_drawings = split_drawings(drawings)
     if not val_drawings:
         val_drawings = train_drawings  # tiny fixtures may hold no held-out writer

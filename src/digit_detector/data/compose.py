@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from ..classes import CENSORED_ID, DIGIT_IDS, NUM_CLASSES, OTHER_ID
-from ..preprocess import Letterbox
+from ..preprocess import Letterbox, normalise_ink
 from .augment import RasterNoise, StrokeAugment, augment_drawings, drop_tiny_stroke
 from .polylines import Polylines
 from .strokes import Drawing
@@ -31,7 +31,8 @@ _SPACINGS = (0.012, 0.018, 0.027)  # point spacing, fraction of the drawing's lo
 class SceneConfig:
     """What kind of canvases to draw. Weights need not sum to 1."""
 
-    # Desktop square most often; wide and tall desktop canvases; phone-sized canvases.
+    # Desktop square most often; wide and tall desktop canvases; phone-sized canvases; large
+    # canvases of a full-HD screen (uploads and wide windows), where a mouse stroke is 1-3 px.
     canvas_sizes: tuple[tuple[int, int], ...] = (
         (400, 400),
         (600, 400),
@@ -40,16 +41,33 @@ class SceneConfig:
         (350, 600),
         (250, 700),
         (340, 340),
+        (1050, 800),
+        (1100, 600),
+        (900, 900),
+        (1100, 400),
     )
-    canvas_weights: tuple[float, ...] = (0.5, 0.1, 0.08, 0.05, 0.1, 0.05, 0.12)
+    canvas_weights: tuple[float, ...] = (0.42, 0.09, 0.07, 0.05, 0.09, 0.04, 0.1, 0.05, 0.03, 0.03, 0.03)
     stroke_width: tuple[float, float] = (2.0, 32.0)  # the app slider's range, canvas px
+    # On canvases whose longer side reaches `large_canvas`, this share of scenes has thin strokes.
+    large_canvas: int = 900
+    thin_stroke_share: float = 0.5
+    thin_stroke_width: tuple[float, float] = (1.0, 3.0)
     kinds: tuple[str, ...] = ("single", "number", "scatter", "mixed", "blank", "specks")
     kind_weights: tuple[float, ...] = (0.42, 0.25, 0.13, 0.12, 0.04, 0.04)
     # Per-object class mix: digits, other, censored.
-    digit_weight: float = 0.7
-    other_weight: float = 0.17
+    digit_weight: float = 0.64
+    other_weight: float = 0.23
     censored_weight: float = 0.13
-    min_object_input_px: float = 14.0  # smallest object side after letterboxing to 192
+    # Share of each class's samples per source (the rest of the class: sqrt(count) weighting).
+    # Doodles are half of "other", so doodles of "other" appear about as often as censored
+    # doodles and the doodle style alone cannot tell the two classes apart.
+    source_shares: tuple[tuple[str, float], ...] = (
+        ("quickdraw_other", 0.2),
+        ("quickdraw_more_other", 0.22),
+        ("quickdraw_hard_negatives", 0.06),
+        ("other_procedural", 0.08),
+    )
+    min_object_input_px: float = 12.0  # smallest object side after letterboxing to 192
     input_size: int = 192
 
 
@@ -129,19 +147,20 @@ class Categorical:
 
 
 class DrawingPool:
-    """Drawings grouped by class; each class samples its sources with weight sqrt(count) so a
-    small source is not drowned by a large one, then a drawing uniformly within the source."""
+    """Drawings grouped by class; each class samples a source, then a drawing uniformly within
+    it. A source named in `shares` takes that share of its class's samples; the others split
+    the rest with weight sqrt(count), so a small source is not drowned by a large one."""
 
-    def __init__(self, drawings: Sequence[Drawing]) -> None:
+    def __init__(self, drawings: Sequence[Drawing], shares: Mapping[str, float] | None = None) -> None:
         by_class: dict[int, dict[str, list[Drawing]]] = {}
         for d in drawings:
             by_class.setdefault(d.class_id, {}).setdefault(d.source, []).append(d)
         self._sources: dict[int, list[list[Drawing]]] = {}
         self._pick_source: dict[int, Categorical] = {}
         for class_id, sources in by_class.items():
-            groups = [sources[name] for name in sorted(sources)]
-            self._sources[class_id] = groups
-            self._pick_source[class_id] = Categorical(np.sqrt([len(g) for g in groups]))
+            names = sorted(sources)
+            self._sources[class_id] = [sources[name] for name in names]
+            self._pick_source[class_id] = Categorical(source_weights(names, sources, shares or {}))
         self.size = len(drawings)
 
     def classes(self) -> set[int]:
@@ -152,12 +171,40 @@ class DrawingPool:
         return group[int(rng.random() * len(group))]
 
 
+def source_weights(
+    names: Sequence[str], sources: Mapping[str, Sequence[Drawing]], shares: Mapping[str, float]
+) -> np.ndarray:
+    """Sampling weights of one class's sources (see DrawingPool)."""
+    fixed = {n: shares[n] for n in names if n in shares}
+    if sum(fixed.values()) > 1.0 + 1e-9:
+        raise ValueError(f"source shares of one class add up to more than 1: {fixed}")
+    rest = [n for n in names if n not in fixed]
+    if not rest:
+        return np.array([fixed[n] for n in names])
+    root = {n: math.sqrt(len(sources[n])) for n in rest}
+    left = 1.0 - sum(fixed.values())
+    total = sum(root.values())
+    return np.array([fixed[n] if n in fixed else left * root[n] / total for n in names])
+
+
 @dataclass
 class SceneComposer:
     pool: DrawingPool
     config: SceneConfig = field(default_factory=SceneConfig)
     augment: StrokeAugment | None = None  # None: the eval pipeline (no stroke augmentation)
     noise: RasterNoise | None = None
+
+    @classmethod
+    def from_drawings(
+        cls,
+        drawings: Sequence[Drawing],
+        config: SceneConfig | None = None,
+        augment: StrokeAugment | None = None,
+        noise: RasterNoise | None = None,
+    ) -> SceneComposer:
+        """A composer over `drawings`, sampling sources with the config's shares."""
+        config = config or SceneConfig()
+        return cls(DrawingPool(drawings, dict(config.source_shares)), config, augment, noise)
 
     def __post_init__(self) -> None:
         available = self.pool.classes()
@@ -189,6 +236,8 @@ class SceneComposer:
         # Smallest object side in canvas px such that it is still visible after letterboxing.
         min_side = cfg.min_object_input_px * max(width, height) / cfg.input_size
         wanted_width = math.exp(rng.uniform(*self._log_stroke_width))
+        if max(width, height) >= cfg.large_canvas and rng.random() < cfg.thin_stroke_share:
+            wanted_width = rng.uniform(*cfg.thin_stroke_width)  # a mouse at full HD
         place = getattr(self, f"_layout_{kind}")
         objects: list[PlacedObject] = place(rng, Space(width, height, min_side, wanted_width))
         stroke_width = self._stroke_width_for(objects, wanted_width)
@@ -224,6 +273,7 @@ class SceneComposer:
         )
         if self.noise is not None:
             image = self.noise(image, rng)
+        image = normalise_ink(image)  # as letterbox_gray does in serving
         boxes = box.to_input(layout.boxes()).astype(np.float32)
         return Scene(image, boxes, layout.class_ids(), float(layout.stroke_width))
 
@@ -305,7 +355,7 @@ class SceneComposer:
             fit_w = width * 0.92 / (count * 0.85)  # digits are ~0.6 as wide as tall, plus gaps
             hi = min(band * max_height, fit_w)
             digit_h = rng.uniform(min(min_side, hi), max(min(min_side, hi), hi))
-            gap = digit_h * rng.uniform(0.05, 0.45)
+            gap = digit_h * rng.uniform(0.02, 0.45)
             wanted = [
                 (
                     self._digit_ids[int(rng.random() * len(self._digit_ids))]

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .augment import RasterNoise, StrokeAugment
-from .compose import DrawingPool, Scene, SceneComposer, SceneConfig
+from .compose import Scene, SceneComposer, SceneConfig
 from .strokes import Drawing
 
 Sample = tuple[torch.Tensor, torch.Tensor]  # (1, S, S) uint8 gray, (N, 5) [class, x1, y1, x2, y2]
@@ -72,9 +72,9 @@ class GeneratedScenes(IterableDataset[Sample]):
         extra: LabelledPool | None = None,
         extra_weight: float = 0.0,
     ) -> None:
-        self.composer = SceneComposer(
-            DrawingPool(drawings),
-            config or SceneConfig(),
+        self.composer = SceneComposer.from_drawings(
+            drawings,
+            config,
             augment if augment is not None else StrokeAugment(),
             noise if noise is not None else RasterNoise(),
         )
@@ -99,7 +99,7 @@ def fixed_scenes(
     drawings: Sequence[Drawing], count: int, seed: int, config: SceneConfig | None = None
 ) -> list[Scene]:
     """A reproducible list of scenes without augmentation (the eval pipeline), letterboxed."""
-    composer = SceneComposer(DrawingPool(drawings), config or SceneConfig())
+    composer = SceneComposer.from_drawings(drawings, config)
     rng = np.random.default_rng(seed)
     return [composer.compose_letterboxed(rng) for _ in range(count)]
 

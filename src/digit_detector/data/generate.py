@@ -15,7 +15,7 @@ from ..classes import CLASS_NAMES, Detection
 from ..preprocess import to_model_input
 from ..render import annotate
 from .augment import RasterNoise, StrokeAugment
-from .compose import DrawingPool, Scene, SceneComposer
+from .compose import Scene, SceneComposer
 from .strokes import Drawing
 from .yolo_format import write_data_yaml, write_label_file
 
@@ -25,8 +25,8 @@ def make_composer(drawings: list[Drawing], augment: bool) -> SceneComposer:
     if not drawings:
         raise ValueError("no drawings to compose scenes from")
     if augment:
-        return SceneComposer(DrawingPool(drawings), augment=StrokeAugment(), noise=RasterNoise())
-    return SceneComposer(DrawingPool(drawings))
+        return SceneComposer.from_drawings(drawings, augment=StrokeAugment(), noise=RasterNoise())
+    return SceneComposer.from_drawings(drawings)
 
 
 @dataclass

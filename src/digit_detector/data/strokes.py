@@ -29,10 +29,16 @@ STROKE_FILES: dict[str, str] = {
     "unipen_other": "other",
     "omniglot_train": "other",
     "quickdraw_other": "other",
+    "quickdraw_more_other": "other",
+    "quickdraw_hard_negatives": "other",
     "quickdraw_censored": "censored",
     "censored_procedural": "censored-synthetic",
 }
 VAL_PERCENT = 10
+# Quick, Draw! files: their `text` is the doodle's category. One category in ten (by a hash of its
+# name) is never trained on, so validation can measure doodles of kinds the model never saw.
+DOODLE_SOURCES = frozenset({"quickdraw_other", "quickdraw_more_other", "quickdraw_hard_negatives"})
+UNSEEN_CATEGORY_MODULO = 10
 # "other" drawings that look like a digit (found by `digit-detector data lookalikes`, see
 # data/lookalikes.py): left out, because "other" must hold no digit look-alikes.
 OTHER_LOOKALIKES_FILE = Path(__file__).with_name("other_lookalikes.txt")
@@ -52,6 +58,7 @@ class Drawing:
     writer: str | None
     ink: Polylines = field(repr=False)  # every stroke's points, each stroke >= 1 point
     synthetic: bool = False
+    category: str | None = None  # the Quick, Draw! category of a doodle, else None
 
     @property
     def group(self) -> str:
@@ -60,9 +67,18 @@ class Drawing:
 
     @property
     def split(self) -> str:
+        """"train", "val" (held-out writers or drawings) or "unseen" (a held-out doodle category:
+        never trained on, validated as its own group)."""
         if self.synthetic:
             return "train"
+        if self.category is not None and is_unseen_category(self.category):
+            return "unseen"
         return "val" if zlib.crc32(self.group.encode()) % 100 < VAL_PERCENT else "train"
+
+
+def is_unseen_category(category: str) -> bool:
+    """True for the doodle categories held out of training (about one in ten)."""
+    return zlib.crc32(f"category/{category}".encode()) % UNSEEN_CATEGORY_MODULO == 0
 
 
 def normalise(strokes: Iterable[Iterable[Iterable[float]]]) -> list[np.ndarray]:
@@ -93,6 +109,7 @@ def parse_line(line: str, source: str) -> Drawing:
         writer=record.get("writer"),
         ink=Polylines.from_strokes(normalise(record["strokes"])),
         synthetic=synthetic,
+        category=record.get("text") if source in DOODLE_SOURCES else None,
     )
 
 
