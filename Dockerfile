@@ -8,22 +8,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app
+# The app folder stays root-owned (read-only for the app); donated drawings go to feedback/,
+# the one folder the user owns, or to /data/feedback when the Space has persistent storage.
+RUN install -d -o user -g user feedback
 
 # Dependencies first: this layer is reused until requirements.txt changes.
-COPY --chown=user requirements.txt ./
+COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
-COPY --chown=user pyproject.toml README.md ./
-COPY --chown=user src ./src
+COPY pyproject.toml README.md ./
+COPY src ./src
 RUN pip install --no-deps .
 
-COPY --chown=user app.py ./
-COPY --chown=user .streamlit ./.streamlit
-COPY --chown=user weights ./weights
-COPY --chown=user docs ./docs
+COPY app.py ./
+COPY .streamlit ./.streamlit
+COPY docs ./docs
 
 USER 1000
-ENV DIGIT_DETECTOR_WEIGHTS=/home/user/app/weights/digit-detector.onnx
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
   CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/_stcore/health').read() != b'ok')"]

@@ -16,7 +16,7 @@ import streamlit_drawable_canvas
 from digit_detector import CLASS_NAMES, Detector, WeightsError
 from digit_detector.analysis import Analysis, analyse
 from digit_detector.classes import CLASS_ID_BY_NAME
-from digit_detector.feedback import FeedbackError, FeedbackStore, store_from_env
+from digit_detector.feedback import DonationGuard, FeedbackError, FeedbackStore, store_from_env
 from digit_detector.feedback.review import missed_object_proposals, submit
 from digit_detector.image_io import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageLoadError, load_image
 from digit_detector.postprocess import DEFAULT_CONF
@@ -91,7 +91,8 @@ def feedback_ui(analysis: Analysis) -> None:
         )
         if st.button("Send", disabled=not donate, key="fb-send"):
             try:
-                item_id = submit(store, gray, labelled, corrected=corrected, opted_in=donate)
+                guard = st.session_state.setdefault("donation_guard", DonationGuard())
+                item_id = submit(store, gray, labelled, corrected=corrected, opted_in=donate, guard=guard)
             except FeedbackError as exc:
                 st.error(f"Not stored: {exc}")
             else:

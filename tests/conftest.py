@@ -11,7 +11,7 @@ import pytest
 from digit_detector.data.strokes import write_stroke_file
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_ONNX = REPO / "weights" / "digit-detector.onnx"
+SHIPPED_ONNX = REPO / "src" / "digit_detector" / "weights" / "digit-detector.onnx"
 SHIPPED_PT = REPO / "weights" / "digit-detector.pt"
 
 

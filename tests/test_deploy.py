@@ -1,19 +1,29 @@
-"""Deployment checks that can run here: the Dockerfile lints clean, and the runtime
-requirements alone (no torch: what the image installs) serve the app. No Docker engine runs on
-this machine, so a fresh venv built from requirements.txt stands in for the image."""
+"""Deployment checks that can run here: the Dockerfile lints clean, and the image's environment
+serves the real page. No Docker engine runs on this machine, so the image is rebuilt the way
+the Dockerfile builds it: its COPYed files, a fresh venv with requirements.txt then the package
+(no torch), uid 1000 in a read-only app folder."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import venv
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .appserver import free_port, get, start_app, stop_app
+from .appserver import SEVEN, chromium, draw, free_port, open_canvas, start_app, stop_app, wait_for_number
 from .conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from chromium()
 
 
 def test_dockerfile_passes_hadolint() -> None:
@@ -37,30 +47,72 @@ def test_dockerfile_serves_on_7860_as_uid_1000_without_dev_requirements() -> Non
     assert "torch" not in runtime and "matplotlib" not in runtime
 
 
-@pytest.mark.slow
-def test_runtime_requirements_alone_serve_the_app(tmp_path: Path, onnx_weights: Path) -> None:
-    env_dir = tmp_path / "runtime-venv"
+def _dockerfile_copies() -> list[str]:
+    """The sources of the Dockerfile's COPY lines: exactly what the image holds."""
+    sources: list[str] = []
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["COPY"]:
+            sources += [p for p in parts[1:-1] if not p.startswith("--")]
+    return sources
+
+
+def _build_image_folder(root: Path) -> tuple[Path, str]:
+    """The image, without Docker: the COPYed files in a root-owned app folder, a fresh venv
+    with requirements.txt then `pip install --no-deps .` (both must succeed), and the one
+    user-owned folder the Dockerfile creates. Returns (app folder, python)."""
+    app = root / "app"
+    app.mkdir()
+    for source in _dockerfile_copies():
+        src = REPO / source
+        if src.is_dir():
+            shutil.copytree(src, app / source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, app / source)
+    env_dir = root / "venv"
     venv.create(env_dir, with_pip=True)
     python = str(env_dir / "bin" / "python")
     pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", str(REPO / "requirements.txt")], check=True, timeout=1200)
-    subprocess.run(
-        [*pip, "--no-deps", "--no-build-isolation", str(REPO)], check=False, timeout=600, capture_output=True
-    )
-    has_pkg = subprocess.run([python, "-c", "import digit_detector"], capture_output=True, check=False)
-    env = {
-        "DIGIT_DETECTOR_WEIGHTS": str(onnx_weights),
-        "DIGIT_DETECTOR_FEEDBACK_DIR": str(tmp_path / "feedback"),
-    }
-    if has_pkg.returncode != 0:  # no build backend in the bare venv: run from the source tree
-        env["PYTHONPATH"] = str(REPO / "src")
-    no_torch = subprocess.run([python, "-c", "import torch"], capture_output=True, check=False)
-    assert no_torch.returncode != 0, "torch must not be in the runtime environment"
-    port = free_port()
-    proc = start_app(python, port, env, timeout=120)
+    subprocess.run([*pip, "-r", str(app / "requirements.txt")], check=True, timeout=1200)
+    subprocess.run([*pip, "--no-deps", "."], cwd=app, check=True, timeout=600)
+    shutil.rmtree(app / "build", ignore_errors=True)
+    (app / "feedback").mkdir()  # RUN install -d -o user -g user feedback
+    return app, python
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_image_environment_serves_a_drawn_digit_as_uid_1000(browser) -> None:  # type: ignore[no-untyped-def]
+    assert "RUN install -d -o user -g user feedback" in (REPO / "Dockerfile").read_text()
+    root = Path(tempfile.mkdtemp(prefix="image-"))
     try:
-        assert get(f"http://127.0.0.1:{port}/_stcore/health") == (200, "ok")
-        status, page = get(f"http://127.0.0.1:{port}/")
-        assert status == 200 and "<html" in page.lower()
+        app, python = _build_image_folder(root)
+        no_torch = subprocess.run([python, "-c", "import torch"], capture_output=True, check=False)
+        assert no_torch.returncode != 0, "torch must not be in the runtime environment"
+        home = root / "home"
+        home.mkdir()
+        prefix: list[str] = []
+        if os.geteuid() == 0:  # like the image: uid 1000, a read-only app folder it does not own
+            subprocess.run(["chmod", "-R", "a+rX,go-w", str(root)], check=True)
+            os.chown(app / "feedback", 1000, 1000)
+            os.chown(home, 1000, 1000)
+            prefix = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"]
+            probe = subprocess.run([*prefix, "touch", str(app / "probe")], capture_output=True, check=False)
+            assert probe.returncode != 0, "the app folder must not be writable by uid 1000"
+        port, log = free_port(), root / "server.log"
+        # Only what the image sets: no weights path, no feedback folder, no PYTHONPATH.
+        env = {"HOME": str(home), "PATH": os.environ.get("PATH", "")}
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("DIGIT_DETECTOR", "PYTHON"))}
+        proc = start_app(python, port, env, timeout=120, app_dir=app, prefix=prefix, log=log, base_env=clean)
+        try:
+            page, canvas = open_canvas(browser, f"http://127.0.0.1:{port}")
+            draw(page, canvas, SEVEN)
+            page.get_by_text("Number read left to right").first.wait_for(timeout=30_000)
+            assert any("7" in c for c in wait_for_number(page))
+            page.close()
+        finally:
+            stop_app(proc)
+        server_log = log.read_text()
+        assert "Traceback" not in server_log and "Error" not in server_log, server_log
     finally:
-        stop_app(proc)
+        shutil.rmtree(root, ignore_errors=True)

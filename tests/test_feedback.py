@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digit_detector.boxes import box_iou
 from digit_detector.data.compose import draw_strokes
 from digit_detector.feedback import FeedbackError, StoreFullError, make_item
 from digit_detector.feedback.auto_annotate import propose_boxes
+from digit_detector.feedback.export import export_yolo
+from digit_detector.feedback.item import FeedbackItem, validate_item
 from digit_detector.feedback.local import LocalStore
-from digit_detector.feedback.store import FeedbackItem, export_yolo, validate_item
-from digit_detector.postprocess import box_iou
 
 from .appserver import free_port
 from .conftest import render_digit_canvas, tiny_train_args
@@ -99,7 +100,7 @@ def test_concurrent_writes_keep_every_item(tmp_path: Path) -> None:
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(items[k::4],)) for k in range(4)]
+    threads = [threading.Thread(target=worker, args=(items[k::20],)) for k in range(20)]  # 20 writers
     for t in threads:
         t.start()
     for t in threads:
@@ -240,3 +241,71 @@ def test_export_feedback_and_train_on_it(tmp_path: Path, stroke_dir: Path) -> No
     from digit_detector.model.checkpoint import read_checkpoint
 
     assert read_checkpoint(run / "best.pt")["meta"]["data"]["extra_images"] == 3
+
+
+def test_item_ids_that_are_not_32_hex_digits_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    import dataclasses
+
+    store = LocalStore(tmp_path / "deep" / "fb")
+    good = make_item(_drawing(), [(10.0, 10.0, 50.0, 50.0)], [1])
+    for bad in ("../../x", "../" + good.item_id[3:], good.item_id.upper(), good.item_id + "0", ""):
+        with pytest.raises(FeedbackError, match="invalid item id"):
+            store.add(dataclasses.replace(good, item_id=bad))
+        with pytest.raises(FeedbackError, match="invalid item id"):
+            store.get(bad)
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert all(w.startswith("deep/fb/index.sqlite") for w in written), written
+    assert store.ids() == []
+
+
+def test_storage_failures_become_feedback_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(FeedbackError, match="could not open the feedback folder"):
+        LocalStore(blocker / "fb")
+    store = LocalStore(tmp_path / "fb")
+    import digit_detector.feedback.local as local
+
+    def disk_full(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(local.os, "replace", disk_full)
+    with pytest.raises(FeedbackError, match="No space left on device"):
+        store.add(make_item(_drawing(), [(10.0, 10.0, 50.0, 50.0)], [1]))
+    monkeypatch.undo()
+    assert store.ids() == [] and not list((tmp_path / "fb" / "images").iterdir())
+
+
+def test_a_session_cannot_send_one_drawing_twice_or_more_than_20_an_hour(tmp_path: Path) -> None:
+    from digit_detector.feedback import DonationGuard
+    from digit_detector.feedback.review import submit
+
+    now = [1000.0]
+    guard = DonationGuard(clock=lambda: now[0])
+    store = LocalStore(tmp_path / "fb")
+    box = [((10.0, 10.0, 50.0, 50.0), 1)]
+    first = submit(store, _drawing(0), box, corrected=False, opted_in=True, guard=guard)
+    with pytest.raises(FeedbackError, match="already sent"):
+        submit(store, _drawing(0), box, corrected=True, opted_in=True, guard=guard)
+    assert store.ids() == [first]
+    drawings = [np.roll(_drawing(0), k, axis=1) for k in range(1, 21)]  # 20 distinct drawings
+    for gray in drawings[:19]:
+        now[0] += 60
+        submit(store, gray, box, corrected=False, opted_in=True, guard=guard)
+    assert len(store.ids()) == 20
+    with pytest.raises(FeedbackError, match="20 drawings this hour"):
+        submit(store, drawings[19], box, corrected=False, opted_in=True, guard=guard)
+    assert len(store.ids()) == 20
+    now[0] = 1000.0 + 3600  # the first donation is an hour old
+    submit(store, drawings[19], box, corrected=False, opted_in=True, guard=guard)
+    assert len(store.ids()) == 21
+    # Another visitor may send the same drawing: the guard is per session.
+    submit(store, _drawing(0), box, corrected=False, opted_in=True, guard=DonationGuard(clock=lambda: now[0]))
+    assert len(store.ids()) == 22
+
+
+def test_local_store_defaults_to_persistent_storage_when_mounted(tmp_path: Path) -> None:
+    from digit_detector.feedback.factory import default_local_dir
+
+    assert default_local_dir(tmp_path) == tmp_path / "feedback"
+    assert default_local_dir(tmp_path / "absent") == Path("feedback")

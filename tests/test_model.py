@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from digit_detector.boxes import box_iou
 from digit_detector.model import build_model, load_config
 from digit_detector.model.config import MODELS_DIR, ModelConfig
 from digit_detector.model.loss import YOLOLoss
 from digit_detector.model.yolo import count_parameters
-from digit_detector.postprocess import box_iou, postprocess
+from digit_detector.postprocess import postprocess
 
 CONFIGS = sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digit_detector.postprocess import box_iou, class_aware_nms, nms, postprocess
+from digit_detector.boxes import box_iou
+from digit_detector.postprocess import class_aware_nms, nms, postprocess
 
 
 def brute_force_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, thr: float) -> list[int]:

@@ -265,15 +265,17 @@ def _find_lookalikes(args: argparse.Namespace) -> int:
 
 
 def _export_feedback(args: argparse.Namespace) -> int:
-    import os
+    import dataclasses
 
-    from .feedback.store import ENV_DIR, ENV_KIND, export_yolo, store_from_env
+    from .feedback.export import export_yolo
+    from .feedback.factory import FeedbackSettings, make_store
 
+    settings = FeedbackSettings.from_env()  # arguments override the environment
     if args.store:
-        os.environ[ENV_KIND] = args.store
+        settings = dataclasses.replace(settings, kind=args.store)
     if args.feedback_dir:
-        os.environ[ENV_DIR] = args.feedback_dir
-    store = store_from_env()
+        settings = dataclasses.replace(settings, local_dir=Path(args.feedback_dir))
+    store = make_store(settings)
     if store is None:
         raise ValueError("feedback is turned off (DIGIT_DETECTOR_FEEDBACK=off); pass --store local or s3")
     count = export_yolo(store, args.out)

@@ -101,8 +101,9 @@ def parity_inputs(count: int, size: int, seed: int = 0) -> np.ndarray:
 def check_parity(
     model: YOLO, onnx_path: Path, count: int = 8, inputs: np.ndarray | None = None
 ) -> ParityReport:
+    from .boxes import box_iou
     from .inference import _OnnxBackend
-    from .postprocess import box_iou, postprocess
+    from .postprocess import postprocess
 
     ort = _OnnxBackend(onnx_path, threads=2)
     x = inputs if inputs is not None else parity_inputs(count, model.config.input_size)

@@ -20,7 +20,8 @@ from .classes import CLASS_NAMES, Detection
 from .postprocess import DEFAULT_CONF, DEFAULT_IOU, postprocess
 from .preprocess import INPUT_SIZE, preprocess
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+# The ONNX weights are package data: `pip install` puts them next to this file.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS_NAME = "digit-detector.onnx"
 WEIGHTS_ENV = "DIGIT_DETECTOR_WEIGHTS"
 
@@ -30,7 +31,7 @@ class WeightsError(RuntimeError):
 
 
 def default_weights() -> Path:
-    """$DIGIT_DETECTOR_WEIGHTS if set, else the bundled weights/digit-detector.onnx."""
+    """$DIGIT_DETECTOR_WEIGHTS if set, else the packaged digit_detector/weights/digit-detector.onnx."""
     env = os.environ.get(WEIGHTS_ENV)
     return Path(env) if env else WEIGHTS_DIR / DEFAULT_WEIGHTS_NAME
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .boxes import box_iou, xyxy_to_xywh
 from .classes import CLASS_NAMES, NUM_CLASSES
-from .postprocess import box_iou
 
 
 @dataclass
@@ -50,33 +50,20 @@ def coco_evaluate(truths: list[ImageTruth], preds: list[ImagePrediction]) -> Coc
     present_ids: set[int] = set()
     for image_id, (t, p) in enumerate(zip(truths, preds, strict=True)):
         images.append({"id": image_id, "width": 1, "height": 1})
-        for box, c in zip(t.boxes, t.class_ids, strict=True):
+        for bbox, c in zip(xyxy_to_xywh(t.boxes).tolist(), t.class_ids, strict=True):
             present_ids.add(int(c))
-            w, h = float(box[2] - box[0]), float(box[3] - box[1])
             annotations.append(
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
                     "category_id": int(c),
-                    "bbox": [float(box[0]), float(box[1]), w, h],
-                    "area": w * h,
+                    "bbox": bbox,
+                    "area": bbox[2] * bbox[3],
                     "iscrowd": 0,
                 }
             )
-        for box, s, c in zip(p.boxes, p.scores, p.class_ids, strict=True):
-            detections.append(
-                {
-                    "image_id": image_id,
-                    "category_id": int(c),
-                    "score": float(s),
-                    "bbox": [
-                        float(box[0]),
-                        float(box[1]),
-                        float(box[2] - box[0]),
-                        float(box[3] - box[1]),
-                    ],
-                }
-            )
+        for bbox, s, c in zip(xyxy_to_xywh(p.boxes).tolist(), p.scores, p.class_ids, strict=True):
+            detections.append({"image_id": image_id, "category_id": int(c), "score": float(s), "bbox": bbox})
     present = sorted(present_ids)
     empty = CocoResult(0.0, 0.0, {}, {}, np.full((101, NUM_CLASSES), -1.0), np.linspace(0, 1, 101))
     if not present:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .boxes import box_iou, cxcywh_to_xyxy
+
 # Defaults read off the shipped model's PR curve on held-out writers (docs/MODEL_CARD.md):
 # micro-F1 is 0.902 at 0.5 (0.907 at its peak, 0.6, with 1.6 points less recall).
 DEFAULT_CONF = 0.5
@@ -16,16 +18,6 @@ DEFAULT_IOU = 0.45
 # than pixelating a doodle.
 CENSORED_CONF = 0.1
 MAX_DETECTIONS = 100
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N, 4) and (M, 4) x1y1x2y2 boxes -> (N, M)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -75,7 +67,6 @@ def postprocess(
     scores = class_probs[np.arange(len(pred)), class_ids]
     keep = scores > conf
     pred, scores, class_ids = pred[keep], scores[keep], class_ids[keep]
-    xy, wh = pred[:, :2], pred[:, 2:4]
-    boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)
+    boxes = cxcywh_to_xyxy(pred[:, :4])
     kept = class_aware_nms(boxes, scores, class_ids, iou)[:max_detections]
     return boxes[kept], scores[kept], class_ids[kept].astype(np.int64)

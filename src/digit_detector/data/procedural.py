@@ -30,7 +30,9 @@ def _wobbly(points: np.ndarray, rng: np.random.Generator, amount: float = 0.015)
     return (points + smooth).astype(np.float32)
 
 
-def _circle(cx: float, cy: float, r: float, rng: np.random.Generator, start: float = 0.0, turn: float = 1.0) -> np.ndarray:
+def _circle(
+    cx: float, cy: float, r: float, rng: np.random.Generator, start: float = 0.0, turn: float = 1.0
+) -> np.ndarray:
     t = start + np.linspace(0, 2 * np.pi * turn, 40)
     squash = rng.uniform(0.85, 1.15)
     return np.stack([cx + r * np.cos(t) * squash, cy + r * np.sin(t) / squash], axis=1)
@@ -39,7 +41,10 @@ def _circle(cx: float, cy: float, r: float, rng: np.random.Generator, start: flo
 def smiley(rng: np.random.Generator) -> Strokes:
     face = _circle(0.5, 0.5, 0.5, rng, rng.uniform(0, 6.3), rng.uniform(1.0, 1.08))
     eye_y = rng.uniform(0.3, 0.4)
-    eyes = [np.array([[x, eye_y], [x + rng.uniform(-0.01, 0.01), eye_y + rng.uniform(0, 0.08)]]) for x in (0.33, 0.67)]
+    eyes = [
+        np.array([[x, eye_y], [x + rng.uniform(-0.01, 0.01), eye_y + rng.uniform(0, 0.08)]])
+        for x in (0.33, 0.67)
+    ]
     t = np.linspace(0.15 * np.pi, 0.85 * np.pi, 16)
     depth = rng.uniform(0.1, 0.25) * rng.choice([1, 1, 1, -1])  # mostly smiling, sometimes sad
     mouth = np.stack([0.5 + 0.28 * np.cos(t), 0.62 + depth * np.sin(t)], axis=1)
@@ -59,7 +64,14 @@ def sun(rng: np.random.Generator) -> Strokes:
     rays = int(rng.integers(6, 13))
     for a in np.linspace(0, 2 * np.pi, rays, endpoint=False) + rng.uniform(0, 1):
         inner, outer = r + 0.05, rng.uniform(0.42, 0.5)
-        strokes.append(np.array([[0.5 + inner * np.cos(a), 0.5 + inner * np.sin(a)], [0.5 + outer * np.cos(a), 0.5 + outer * np.sin(a)]]))
+        strokes.append(
+            np.array(
+                [
+                    [0.5 + inner * np.cos(a), 0.5 + inner * np.sin(a)],
+                    [0.5 + outer * np.cos(a), 0.5 + outer * np.sin(a)],
+                ]
+            )
+        )
     return strokes
 
 

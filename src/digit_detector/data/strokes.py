@@ -67,7 +67,7 @@ class Drawing:
 
     @property
     def split(self) -> str:
-        """"train", "val" (held-out writers or drawings) or "unseen" (a held-out doodle category:
+        """ "train", "val" (held-out writers or drawings) or "unseen" (a held-out doodle category:
         never trained on, validated as its own group)."""
         if self.synthetic:
             return "train"

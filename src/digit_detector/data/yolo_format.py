@@ -1,5 +1,6 @@
 """YOLO-format datasets on disk: images/NNNNNN.png, labels/NNNNNN.txt ("class cx cy w h",
-normalised by the image's width and height), data.yaml with the class names."""
+normalised by the image's width and height; the line format is `boxes.py`'s), data.yaml with
+the class names (the one part that needs PyYAML: training side only)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from ..boxes import format_label_lines, parse_label_lines
 from ..classes import CLASS_NAMES, NUM_CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -24,47 +26,15 @@ class LabelledImage:
     class_ids: np.ndarray  # (N,)
 
 
-def boxes_to_yolo(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(N, 4) pixel x1y1x2y2 -> (N, 4) normalised cx cy w h."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    cx = (boxes[:, 0] + boxes[:, 2]) / 2 / width
-    cy = (boxes[:, 1] + boxes[:, 3]) / 2 / height
-    w = (boxes[:, 2] - boxes[:, 0]) / width
-    h = (boxes[:, 3] - boxes[:, 1]) / height
-    return np.stack([cx, cy, w, h], axis=1)
-
-
-def yolo_to_boxes(rows: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(N, 4) normalised cx cy w h -> (N, 4) pixel x1y1x2y2."""
-    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
-    cx, cy, w, h = rows[:, 0] * width, rows[:, 1] * height, rows[:, 2] * width, rows[:, 3] * height
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-
-
 def write_label_file(path: Path, boxes: np.ndarray, class_ids: np.ndarray, width: int, height: int) -> None:
-    rows = boxes_to_yolo(boxes, width, height)
-    lines = [
-        f"{int(c)} {r[0]:.6f} {r[1]:.6f} {r[2]:.6f} {r[3]:.6f}" for c, r in zip(class_ids, rows, strict=True)
-    ]
-    path.write_text("".join(line + "\n" for line in lines))
+    path.write_text(format_label_lines(boxes, class_ids, width, height))
 
 
 def read_label_file(path: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """A label file's boxes (pixel xyxy) and class ids; a missing file means no objects."""
     if not path.exists():
         return np.zeros((0, 4)), np.zeros((0,), dtype=np.int64)
-    ids, rows = [], []
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 5:
-            raise ValueError(f"{path}:{line_no}: expected 'class cx cy w h', got {line!r}")
-        class_id = int(parts[0])
-        if not 0 <= class_id < NUM_CLASSES:
-            raise ValueError(f"{path}:{line_no}: class id {class_id} outside 0..{NUM_CLASSES - 1}")
-        ids.append(class_id)
-        rows.append([float(v) for v in parts[1:]])
-    return yolo_to_boxes(np.array(rows), width, height), np.array(ids, dtype=np.int64)
+    return parse_label_lines(path.read_text(), width, height, NUM_CLASSES, where=str(path))
 
 
 def write_data_yaml(root: Path, extra: dict[str, object] | None = None) -> None:

@@ -13,15 +13,17 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .store import (
+from .item import (
     MAX_ITEM_BYTES,
     MAX_TOTAL_BYTES,
     FeedbackError,
     FeedbackItem,
     StoreFullError,
+    check_item_id,
     parse_item,
     validate_item,
 )
+from .store import storage_errors
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -57,11 +59,12 @@ class LocalStore:
         self.root = Path(root)
         self.max_item_bytes = max_item_bytes
         self.max_total_bytes = max_total_bytes
-        (self.root / "images").mkdir(parents=True, exist_ok=True)
-        (self.root / "labels").mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._db() as db:
-            db.execute(_SCHEMA)
+        with storage_errors(f"open the feedback folder {self.root}"):
+            (self.root / "images").mkdir(parents=True, exist_ok=True)
+            (self.root / "labels").mkdir(parents=True, exist_ok=True)
+            with self._db() as db:
+                db.execute(_SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -75,7 +78,11 @@ class LocalStore:
         return f"local folder {self.root}"
 
     def add(self, item: FeedbackItem) -> str:
-        validate_item(item, self.max_item_bytes)
+        validate_item(item, self.max_item_bytes)  # checks the id too: never a path
+        with storage_errors(f"store the drawing in {self.root}"):
+            return self._add(item)
+
+    def _add(self, item: FeedbackItem) -> str:
         image_path = self.root / "images" / f"{item.item_id}.png"
         label_path = self.root / "labels" / f"{item.item_id}.txt"
         db = self._db()
@@ -105,15 +112,19 @@ class LocalStore:
         return item.item_id
 
     def ids(self) -> list[str]:
-        return [r[0] for r in self._db().execute("SELECT id FROM items ORDER BY rowid")]
+        with storage_errors(f"list the feedback in {self.root}"):
+            return [r[0] for r in self._db().execute("SELECT id FROM items ORDER BY rowid")]
 
     def get(self, item_id: str) -> FeedbackItem:
-        row = self._db().execute("SELECT day, kind FROM items WHERE id = ?", (item_id,)).fetchone()
-        if row is None:
-            raise KeyError(item_id)
-        png = (self.root / "images" / f"{item_id}.png").read_bytes()
-        labels = (self.root / "labels" / f"{item_id}.txt").read_text()
+        check_item_id(item_id)
+        with storage_errors(f"read item {item_id} from {self.root}"):
+            row = self._db().execute("SELECT day, kind FROM items WHERE id = ?", (item_id,)).fetchone()
+            if row is None:
+                raise KeyError(item_id)
+            png = (self.root / "images" / f"{item_id}.png").read_bytes()
+            labels = (self.root / "labels" / f"{item_id}.txt").read_text()
         return parse_item(item_id, png, labels, day=row[0], kind=row[1])
 
     def total_bytes(self) -> int:
-        return int(self._db().execute("SELECT COALESCE(SUM(bytes), 0) FROM items").fetchone()[0])
+        with storage_errors(f"read the size of {self.root}"):
+            return int(self._db().execute("SELECT COALESCE(SUM(bytes), 0) FROM items").fetchone()[0])

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..boxes import box_iou
 from ..classes import Detection
-from ..postprocess import box_iou
 from .auto_annotate import propose_boxes
-from .store import FeedbackStore, make_item
+from .guard import DonationGuard
+from .item import make_item
+from .store import FeedbackStore
 
 Box = tuple[float, float, float, float]
 
@@ -33,9 +35,11 @@ def submit(
     labelled: Sequence[tuple[Box, int]],
     corrected: bool,
     opted_in: bool,
+    guard: DonationGuard | None = None,
 ) -> str | None:
     """Store the drawing with the user's labels, only when they opted in; returns the item id.
-    Raises FeedbackError (with a message for the user) when the submission is refused."""
+    Raises FeedbackError (with a message for the user) when the submission is refused: bad
+    labels, the session's `guard` (a repeat or too many this hour), or the storage failing."""
     if not opted_in or store is None:
         return None
     item = make_item(
@@ -44,4 +48,9 @@ def submit(
         [c for _, c in labelled],
         kind="corrected" if corrected else "confirmed",
     )
-    return store.add(item)
+    if guard is not None:
+        guard.check(item)
+    item_id = store.add(item)
+    if guard is not None:
+        guard.record(item)
+    return item_id

@@ -1,8 +1,7 @@
-"""S3-compatible feedback store (AWS S3, MinIO, ...), configured from the environment:
-
-DIGIT_DETECTOR_S3_BUCKET (required), DIGIT_DETECTOR_S3_PREFIX (default "feedback"),
-DIGIT_DETECTOR_S3_ENDPOINT (for non-AWS services), AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
-AWS_DEFAULT_REGION (boto3's usual variables). Nothing is hard-coded.
+"""S3-compatible feedback store (AWS S3, MinIO, ...): bucket, prefix and endpoint come from
+FeedbackSettings (the environment: DIGIT_DETECTOR_S3_BUCKET, DIGIT_DETECTOR_S3_PREFIX,
+DIGIT_DETECTOR_S3_ENDPOINT), credentials from boto3's usual AWS_* variables. Nothing is
+hard-coded. The durable choice for a Space, whose disk is ephemeral.
 
 Each item is three objects under the prefix: images/<id>.png, labels/<id>.txt and
 items/<id>.json; the index object is written last, so a listing of items/ only ever shows
@@ -12,10 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from typing import Any
 
-from .store import MAX_ITEM_BYTES, FeedbackError, FeedbackItem, parse_item, validate_item
+from .item import MAX_ITEM_BYTES, FeedbackError, FeedbackItem, check_item_id, parse_item, validate_item
 
 
 class S3Store:
@@ -38,19 +36,11 @@ class S3Store:
         self.prefix = prefix.strip("/")
         self.max_item_bytes = max_item_bytes
 
-    @classmethod
-    def from_env(cls) -> S3Store:
-        return cls(
-            bucket=os.environ.get("DIGIT_DETECTOR_S3_BUCKET", ""),
-            prefix=os.environ.get("DIGIT_DETECTOR_S3_PREFIX", "feedback"),
-            endpoint_url=os.environ.get("DIGIT_DETECTOR_S3_ENDPOINT") or None,
-        )
-
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
 
     def _key(self, kind: str, item_id: str, ext: str) -> str:
-        return f"{self.prefix}/{kind}/{item_id}.{ext}"
+        return f"{self.prefix}/{kind}/{check_item_id(item_id)}.{ext}"
 
     def add(self, item: FeedbackItem) -> str:
         validate_item(item, self.max_item_bytes)
@@ -73,23 +63,29 @@ class S3Store:
                 key = self._key(kind, item.item_id, ext)
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=mime)
                 written.append(key)
-        except Exception:
+        except Exception as exc:  # boto's errors are not OSError; any failure rolls back
             for key in written:
                 with contextlib.suppress(Exception):
                     self.client.delete_object(Bucket=self.bucket, Key=key)
-            raise
+            raise FeedbackError(f"could not store the drawing in {self.describe()}: {exc}") from exc
         return item.item_id
 
     def ids(self) -> list[str]:
         out = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/items/"):
-            for obj in page.get("Contents", []):
-                out.append(obj["Key"].rsplit("/", 1)[1].removesuffix(".json"))
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/items/"):
+                for obj in page.get("Contents", []):
+                    out.append(obj["Key"].rsplit("/", 1)[1].removesuffix(".json"))
+        except Exception as exc:  # boto's errors are not OSError
+            raise FeedbackError(f"could not list {self.describe()}: {exc}") from exc
         return sorted(out)
 
     def _read(self, key: str) -> bytes:
-        return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        try:
+            return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except Exception as exc:  # boto's errors are not OSError
+            raise FeedbackError(f"could not read {key} from {self.describe()}: {exc}") from exc
 
     def get(self, item_id: str) -> FeedbackItem:
         meta = json.loads(self._read(self._key("items", item_id, "json")))

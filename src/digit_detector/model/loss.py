@@ -36,13 +36,22 @@ class LossWeights:
     anchor_ratio: float = 4.0
 
 
+# Torch twins of boxes.cxcywh_to_xyxy / xyxy_to_cxcywh (the serving side stays torch-free);
+# tests/test_boxes.py holds each pair to the same numbers.
+def cxcywh_to_corners(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 4) cx, cy, w, h -> top-left (N, 2), bottom-right (N, 2)."""
+    return b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2
+
+
+def xyxy_to_centre_size(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 4) x1, y1, x2, y2 -> centre (N, 2), size (N, 2)."""
+    return (b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]
+
+
 def box_ciou(pred_xywh: torch.Tensor, target_xywh: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """Complete IoU of (N, 4) cx, cy, w, h boxes, pairwise by row."""
-    p1, p2 = pred_xywh[:, :2] - pred_xywh[:, 2:] / 2, pred_xywh[:, :2] + pred_xywh[:, 2:] / 2
-    t1, t2 = (
-        target_xywh[:, :2] - target_xywh[:, 2:] / 2,
-        target_xywh[:, :2] + target_xywh[:, 2:] / 2,
-    )
+    p1, p2 = cxcywh_to_corners(pred_xywh)
+    t1, t2 = cxcywh_to_corners(target_xywh)
     inter = (torch.min(p2, t2) - torch.max(p1, t1)).clamp(min=0).prod(dim=1)
     pw, ph = pred_xywh[:, 2], pred_xywh[:, 3]
     tw, th = target_xywh[:, 2], target_xywh[:, 3]
@@ -101,9 +110,8 @@ class YOLOLoss(nn.Module):
         if len(targets) == 0:
             z = torch.zeros((0, 2), device=targets.device)
             return empty, empty, empty, empty, z, z, empty
-        xyxy = targets[:, 2:6] / stride
-        gxy = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-        gwh = (xyxy[:, 2:] - xyxy[:, :2]).clamp(min=1e-3)
+        gxy, gwh = xyxy_to_centre_size(targets[:, 2:6] / stride)
+        gwh = gwh.clamp(min=1e-3)
         ratio = gwh[None] / anchors[:, None]  # (A, M, 2)
         ok = torch.max(ratio, 1 / ratio).max(dim=2).values < self.w.anchor_ratio  # (A, M)
         a_idx, t_idx = ok.nonzero(as_tuple=True)
