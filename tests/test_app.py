@@ -82,7 +82,7 @@ def test_one_digit_is_detected_and_read(page) -> None:  # type: ignore[no-untype
 
 def test_corrupt_upload_gets_a_clear_message(page) -> None:  # type: ignore[no-untyped-def]
     at = page(None, upload=b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
-    assert any("corrupted" in e.value or "not a readable image" in e.value for e in at.error), _texts(at)
+    assert any("corrupted" in e.value or "not an image we can read" in e.value for e in at.error), _texts(at)
 
 
 def test_upload_of_a_drawing_goes_through_the_same_path(page) -> None:  # type: ignore[no-untyped-def]
@@ -97,10 +97,10 @@ def test_censored_detections_are_labelled_and_pixelated(monkeypatch: pytest.Monk
     the pixelated result (the pixels themselves are checked in test_inference)."""
     from digit_detector import Detection, inference
 
-    def fake_predict(self: Any, image: Any, conf: float | None = None, iou: float | None = None) -> list:
+    def fake_predict(self: Any, gray: Any, *args: Any, **kwargs: Any) -> list:
         return [Detection("censored", 11, 0.97, (100.0, 100.0, 300.0, 300.0))]
 
-    monkeypatch.setattr(inference.Detector, "predict", fake_predict)
+    monkeypatch.setattr(inference.Detector, "predict_gray", fake_predict)
     at = page(render_digit_canvas("8"))
     assert at.dataframe[0].value["label"].tolist() == ["censored"]
 

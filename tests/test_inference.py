@@ -155,7 +155,7 @@ def test_predict_cli_json_contract(tmp_path: Path, onnx_weights: Path) -> None:
     data = json.loads(out.stdout)
     assert [r["path"] for r in data] == paths
     for r, w in zip(data, (300, 400), strict=True):
-        assert set(r) == {"path", "width", "height", "detections"}
+        assert set(r) == {"path", "width", "height", "detections", "numbers"}
         assert (r["width"], r["height"]) == (w, 400)
         for d in r["detections"]:
             assert set(d) == {"class_id", "label", "score", "box"}

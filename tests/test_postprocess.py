@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from digit_detector.boxes import box_iou
-from digit_detector.postprocess import class_aware_nms, nms, postprocess
+from digit_detector.classes import CENSORED_ID, OTHER_ID
+from digit_detector.postprocess import (
+    CENSORED_DOMINANCE,
+    class_aware_nms,
+    nms,
+    postprocess,
+    postprocess_for_map,
+)
 
 
 def brute_force_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, thr: float) -> list[int]:
@@ -66,9 +73,67 @@ def test_postprocess_filters_decodes_and_sorts() -> None:
             [150, 150, 10, 10, 0.3, 1, 0.5],  # 0.15 < conf
         ]
     )
-    boxes, scores, classes = postprocess(raw, conf=0.25, iou=0.45)
-    assert classes.tolist() == [3, 7]
+    boxes, scores, classes = postprocess_for_map(raw, conf=0.25, iou=0.45)
+    assert classes.tolist() == [3, 7]  # mAP: class-aware only (COCO convention)
     np.testing.assert_allclose(scores, [0.81, 0.72], rtol=1e-5)
+    np.testing.assert_allclose(boxes[0], [40, 30, 60, 70])
+    boxes, scores, classes = postprocess(raw, conf=0.25, iou=0.45)
+    assert classes.tolist() == [3]  # display: one label per object
     np.testing.assert_allclose(boxes[0], [40, 30, 60, 70])
     with pytest.raises(ValueError, match="conf"):
         postprocess(raw, conf=1.5)
+    with pytest.raises(ValueError, match="conf"):
+        postprocess(raw, censored_conf=-0.1)
+
+
+def _anchor(box: tuple[float, float, float, float], obj: float, probs: dict[int, float]) -> list[float]:
+    row = [0.0] * 17
+    row[:5] = [*box, obj]
+    for c, p in probs.items():
+        row[5 + c] = p
+    return row
+
+
+def test_one_label_per_glyph_and_censored_decided_apart() -> None:
+    raw = np.array(
+        [
+            _anchor((50, 50, 20, 40), 0.95, {5: 0.56, 9: 0.44}),  # a "5" at 0.53 ...
+            _anchor((51, 50, 20, 38), 0.95, {9: 0.55, 5: 0.45}),  # ... and a "9" at 0.52, same glyph
+            _anchor((120, 50, 40, 40), 0.9, {0: 0.6, OTHER_ID: 0.4}),  # a smiley: "0" ...
+            _anchor((121, 51, 40, 40), 0.9, {OTHER_ID: 0.58, 0: 0.42}),  # ... and "other"
+            # An obscene doodle whose best class is "other": censored 0.9 x 0.4 = 0.36.
+            _anchor((160, 150, 40, 40), 0.9, {OTHER_ID: 0.6, CENSORED_ID: 0.4}),
+        ],
+        dtype=np.float32,
+    )
+    boxes, scores, ids = postprocess(raw, conf=0.5, iou=0.45, censored_conf=0.3)
+    assert sorted(ids.tolist()) == sorted([5, 0, OTHER_ID, CENSORED_ID])
+    np.testing.assert_allclose(scores[ids == 5], [0.532], rtol=1e-3)
+    np.testing.assert_allclose(scores[ids == CENSORED_ID], [0.36], rtol=1e-3)
+    assert list(scores) == sorted(scores, reverse=True)
+    # The censored box does not suppress the "other" box on the same doodle, nor vice versa.
+    np.testing.assert_allclose(boxes[ids == CENSORED_ID][0], boxes[ids == OTHER_ID][-1], atol=1e-4)
+    # Its own threshold: above 0.36 it is gone, whatever `conf` says.
+    _, _, ids = postprocess(raw, conf=0.05, censored_conf=0.4)
+    assert CENSORED_ID not in ids.tolist()
+
+
+def test_a_censored_box_under_a_much_stronger_box_is_dropped() -> None:
+    # One doodle: "other" 0.9 x 0.85 = 0.765, censored 0.9 x 0.15 = 0.135 (0.765 >= 3 x 0.135).
+    raw = np.array([_anchor((100, 100, 60, 60), 0.9, {OTHER_ID: 0.85, CENSORED_ID: 0.15})], np.float32)
+    _, _, ids = postprocess(raw, conf=0.5, censored_conf=0.1)
+    assert ids.tolist() == [OTHER_ID]
+    raw[0, 5 + CENSORED_ID] = 0.3  # censored 0.27: 0.765 < 3 x 0.27, both shown
+    assert CENSORED_DOMINANCE * 0.27 > 0.765
+    _, _, ids = postprocess(raw, conf=0.5, censored_conf=0.1)
+    assert sorted(ids.tolist()) == [OTHER_ID, CENSORED_ID]
+    # A strong "other" elsewhere never drops a censored box.
+    apart = np.array(
+        [
+            _anchor((40, 40, 60, 60), 0.9, {OTHER_ID: 0.99}),
+            _anchor((150, 150, 60, 60), 0.9, {OTHER_ID: 0.05, CENSORED_ID: 0.15}),
+        ],
+        np.float32,
+    )
+    _, _, ids = postprocess(apart, conf=0.5, censored_conf=0.1)
+    assert sorted(ids.tolist()) == [OTHER_ID, CENSORED_ID]

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .postprocess import DEFAULT_CONF, DEFAULT_IOU
+from .postprocess import CENSORED_CONF, DEFAULT_CONF, DEFAULT_IOU, EVAL_CONF
 
 
 def _probability(text: str) -> float:
@@ -162,15 +162,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="threshold for recall and the confusion matrix (default: best F1)",
     )
 
+    rp = sub.add_parser(
+        "report",
+        help="held-out groups: per-group mAP, numbers read, doodles pixelated, censored threshold sweep",
+    )
+    rp.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
+    rp.add_argument("--data-dir", default=None, help="stroke data folder (default ../shared/data)")
+    rp.add_argument("--n", type=_positive_int, default=300, help="canvases per group")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--censored-conf", type=_probability, default=None, help="app threshold to report at")
+    rp.add_argument("--out", type=Path, default=Path("runs/report"), help="report folder")
+
     ex = sub.add_parser("export", help="torch checkpoint -> ONNX, with a parity check")
     ex.add_argument("--weights", required=True, help="checkpoint .pt")
     ex.add_argument("--out", required=True, help="output .onnx")
 
-    pr = sub.add_parser("predict", help="detect on image files")
+    pr = sub.add_parser(
+        "predict",
+        help="detect on image files: by default exactly what the app shows",
+        description="With no flags: the app's decisions (one label per object, censored from "
+        f"{CENSORED_CONF}), in reading order, with the numbers read. --all: every candidate "
+        "(COCO convention, for evaluation).",
+    )
     pr.add_argument("images", nargs="+", metavar="IMG")
     pr.add_argument("--json", action="store_true", help="print one JSON array on stdout")
-    pr.add_argument("--conf", type=_probability, default=DEFAULT_CONF)
-    pr.add_argument("--iou", type=_probability, default=DEFAULT_IOU)
+    pr.add_argument("--conf", type=_probability, default=None, help=f"digits/other (default {DEFAULT_CONF})")
+    pr.add_argument("--iou", type=_probability, default=None, help=f"NMS IoU (default {DEFAULT_IOU})")
+    pr.add_argument(
+        "--censored-conf", type=_probability, default=None, help=f"censored (default {CENSORED_CONF})"
+    )
+    pr.add_argument(
+        "--all",
+        action="store_true",
+        help=f"every candidate: best class of all, class-aware NMS, conf {EVAL_CONF} unless --conf",
+    )
     pr.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
 
     be = sub.add_parser("bench", help="latency, cold start, memory, size; YOLOv3 speed-up")
@@ -349,6 +374,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .data.strokes import load_drawings
+    from .inference import Detector
+    from .report import generalisation_report, report_markdown
+
+    detector = Detector(args.weights)
+    if args.censored_conf is not None:
+        detector.censored_conf = args.censored_conf
+    report = generalisation_report(detector, load_drawings(args.data_dir), args.n, args.seed, args.out)
+    print(report_markdown(report))
+    print(f"report: {args.out / 'report.json'} ({report['seconds']} s)")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import describe, export_onnx
 
@@ -361,6 +400,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .image_io import ImageLoadError, load_image
     from .inference import Detector
+    from .render import read_numbers, reading_order
 
     detector = Detector(args.weights)
     results, failed = [], 0
@@ -372,13 +412,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             failed += 1
             results.append({"path": name, "error": str(exc)})
             continue
-        dets = detector.predict(image, conf=args.conf, iou=args.iou)
+        dets = reading_order(
+            detector.predict(image, args.conf, args.iou, args.censored_conf, all_candidates=args.all)
+        )
         results.append(
             {
                 "path": name,
                 "width": image.width,
                 "height": image.height,
                 "detections": [d.to_dict() for d in dets],
+                "numbers": read_numbers(dets),
             }
         )
     if args.json:
@@ -387,10 +430,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         for r in results:
             if "error" in r:
                 continue
-            print(f"{r['path']} ({r['width']}x{r['height']}): {len(r['detections'])} detections")
-            for d in r["detections"]:
-                x1, y1, x2, y2 = d["box"]
-                print(f"  {d['label']:>9}  {d['score']:.3f}  [{x1:7.1f} {y1:7.1f} {x2:7.1f} {y2:7.1f}]")
+            numbers = " / ".join(r["numbers"]) or "-"
+            size = f"{r['width']}x{r['height']}"
+            print(f"{r['path']} ({size}): {len(r['detections'])} detections, number {numbers}")
+            for i, d in enumerate(r["detections"], 1):
+                box = " ".join(f"{v:7.1f}" for v in d["box"])
+                print(f"  {i:>3}  {d['label']:>9}  {d['score']:.3f}  [{box}]")
     return 1 if failed else 0
 
 
@@ -459,6 +504,7 @@ _COMMANDS = {
     "anchors": _cmd_anchors,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
+    "report": _cmd_report,
     "export": _cmd_export,
     "predict": _cmd_predict,
     "bench": _cmd_bench,

@@ -22,6 +22,7 @@ from .metrics import (
     match_at_threshold,
     recall_per_class,
 )
+from .preprocess import to_gray_on_white
 
 
 @dataclass
@@ -93,7 +94,7 @@ def failure_montage(
             )
             for b, s, c in zip(p.boxes[keep], p.scores[keep], p.class_ids[keep], strict=True)
         ]
-        img = annotate(load_image(paths[i], formats=None), dets)
+        img = annotate(to_gray_on_white(load_image(paths[i], formats=None)), dets)
         img.thumbnail((tile - 8, tile - 8))
         x, y = (k % cols) * tile, (k // cols) * (tile + 24)
         sheet.paste(img, (x + (tile - img.width) // 2, y + 4))
@@ -120,7 +121,7 @@ def evaluate_dataset(
     truths, preds = [], []
     for item in tqdm(items, desc="evaluate", unit="img", disable=not progress):
         image = load_image(item.image_path, formats=None)
-        dets = detector.predict(image, conf=0.001, iou=0.6)
+        dets = detector.predict(image, all_candidates=True)  # COCO convention: EVAL_CONF, EVAL_IOU
         truths.append(ImageTruth(item.boxes, item.class_ids))
         preds.append(
             ImagePrediction(

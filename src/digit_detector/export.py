@@ -103,7 +103,7 @@ def check_parity(
 ) -> ParityReport:
     from .boxes import box_iou
     from .inference import _OnnxBackend
-    from .postprocess import postprocess
+    from .postprocess import postprocess_for_map
 
     ort = _OnnxBackend(onnx_path, threads=2)
     x = inputs if inputs is not None else parity_inputs(count, model.config.input_size)
@@ -112,8 +112,8 @@ def check_parity(
     got = ort(x)
     max_diff, min_iou, n = 0.0, 1.0, 0
     for r, g in zip(ref, got, strict=True):
-        rb, rs, rc = postprocess(r, conf=0.05)
-        gb, gs, gc = postprocess(g, conf=0.05)
+        rb, rs, rc = postprocess_for_map(r, conf=0.05)
+        gb, gs, gc = postprocess_for_map(g, conf=0.05)
         if len(rb) != len(gb) or not np.array_equal(rc, gc):
             raise RuntimeError(f"ONNX and torch disagree: {len(rb)} vs {len(gb)} detections")
         if len(rb):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from .classes import CLASS_NAMES, Detection
-from .postprocess import DEFAULT_CONF, DEFAULT_IOU, postprocess
-from .preprocess import INPUT_SIZE, preprocess
+from .postprocess import CENSORED_CONF, DEFAULT_CONF, DEFAULT_IOU, EVAL_CONF, postprocess, postprocess_for_map
+from .preprocess import letterbox_gray, to_gray_on_white, to_model_input
 
 # The ONNX weights are package data: `pip install` puts them next to this file.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -113,6 +114,7 @@ class Detector:
         conf: float = DEFAULT_CONF,
         iou: float = DEFAULT_IOU,
         threads: int = 2,
+        censored_conf: float = CENSORED_CONF,
     ) -> None:
         path = Path(weights) if weights is not None else default_weights()
         if not path.is_file():
@@ -124,6 +126,7 @@ class Detector:
         self.backend_name = backend
         self.conf = conf
         self.iou = iou
+        self.censored_conf = censored_conf
         self._backend: _Backend = (_OnnxBackend if backend == "onnx" else _TorchBackend)(path, threads)
 
     @property
@@ -135,18 +138,60 @@ class Detector:
         return self._backend.input_size
 
     def predict(
-        self, image: Image.Image | np.ndarray, conf: float | None = None, iou: float | None = None
+        self,
+        image: Image.Image | np.ndarray,
+        conf: float | None = None,
+        iou: float | None = None,
+        censored_conf: float | None = None,
+        all_candidates: bool = False,
     ) -> list[Detection]:
         """Detections sorted by descending score, boxes (x1, y1, x2, y2) in `image` pixels.
 
         image: PIL image (any mode) or uint8 array (H, W), (H, W, 3) or (H, W, 4), any size.
+        By default exactly what the app shows (one label per object, censored from
+        `censored_conf`; see postprocess.py). all_candidates=True: the COCO-convention
+        candidates for mAP (best class of all, class-aware NMS, conf 0.001 unless given).
         """
-        x, letterbox = preprocess(image, self.input_size)
-        raw = self._backend(x[None])[0]
-        boxes, scores, ids = postprocess(
-            raw, self.conf if conf is None else conf, self.iou if iou is None else iou
-        )
-        boxes = letterbox.to_source(boxes)
+        return self.predict_gray(to_gray_on_white(image), conf, iou, censored_conf, all_candidates)
+
+    def predict_gray(
+        self,
+        gray: np.ndarray,
+        conf: float | None = None,
+        iou: float | None = None,
+        censored_conf: float | None = None,
+        all_candidates: bool = False,
+    ) -> list[Detection]:
+        """`predict` for an image already converted by `to_gray_on_white` (the app converts
+        once and passes the gray image on)."""
+        square, letterbox = letterbox_gray(gray, self.input_size)
+        raw = self.raw(to_model_input(square))
+        return self.decide(raw, letterbox.to_source, conf, iou, censored_conf, all_candidates)
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The decoded model output (N, 5 + C) for one preprocessed (3, S, S) input."""
+        return self._backend(x[None])[0]
+
+    def decide(
+        self,
+        raw: np.ndarray,
+        to_source: Callable[[np.ndarray], np.ndarray],
+        conf: float | None = None,
+        iou: float | None = None,
+        censored_conf: float | None = None,
+        all_candidates: bool = False,
+    ) -> list[Detection]:
+        """Decisions on a raw output, boxes mapped back by `to_source` (see `predict`)."""
+        iou = self.iou if iou is None else iou
+        if all_candidates:
+            boxes, scores, ids = postprocess_for_map(raw, EVAL_CONF if conf is None else conf, iou)
+        else:
+            boxes, scores, ids = postprocess(
+                raw,
+                self.conf if conf is None else conf,
+                iou,
+                self.censored_conf if censored_conf is None else censored_conf,
+            )
         return [
             Detection(
                 label=CLASS_NAMES[c],
@@ -154,8 +199,5 @@ class Detector:
                 score=float(s),
                 box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
             )
-            for b, s, c in zip(boxes, scores, ids, strict=True)
+            for b, s, c in zip(to_source(boxes), scores, ids, strict=True)
         ]
-
-
-__all__ = ["INPUT_SIZE", "Detector", "WeightsError", "default_weights"]

@@ -91,3 +91,30 @@ def plot_confusion(matrix: np.ndarray, out: Path, conf: float) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def plot_censored_sweep(sweep: list[dict[str, float]], chosen: float, out: Path) -> None:
+    """Share of real obscene doodles and of unseen ordinary doodles pixelated per threshold."""
+    t = [row["threshold"] for row in sweep]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(
+        t, [row["obscene_pixelated"] for row in sweep], marker="o", label="real obscene doodles (want high)"
+    )
+    ax.plot(
+        t,
+        [row["ordinary_pixelated"] for row in sweep],
+        marker="o",
+        label="unseen ordinary doodles (want low)",
+    )
+    ax.axvline(chosen, color="grey", linestyle="--", label=f"app threshold {chosen:.2f}")
+    ax.axhline(0.02, color="tab:orange", linestyle=":", linewidth=1)
+    ax.axhline(0.95, color="tab:blue", linestyle=":", linewidth=1)
+    ax.set_xlabel("censored score threshold")
+    ax.set_ylabel("share of canvases pixelated")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center right")
+    ax.set_title("Censored threshold: held-out real vs ordinary doodles")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -1,7 +1,18 @@
-"""Shared by every backend: confidence filtering and class-aware NMS, in plain numpy.
+"""From the model's decoded output to decisions, in plain numpy, shared by every backend.
 
 Input: the model's decoded output for ONE image, (N, 5 + C): cx, cy, w, h (input pixels),
 objectness, C class probabilities.
+
+Two ways to decide, for two purposes:
+- `postprocess` (what the app, the CLI and `Detector.predict` show): ONE label per drawn object.
+  Digits and "other" take each anchor's best class among them, class-aware NMS, then a
+  class-agnostic NMS among all of them (YOLOv5's `agnostic`), so a glyph never carries both a
+  "5" and a "9". "censored" is decided apart: every anchor's objectness x p(censored), whatever
+  its best class, NMS among censored boxes, its own threshold (CENSORED_CONF); censored boxes
+  neither suppress nor are suppressed by the others, except that a censored box is dropped
+  under a non-censored box (IoU >= DOMINANCE_IOU) scoring CENSORED_DOMINANCE times as much.
+- `postprocess_for_map` (training validation, `evaluate`): the COCO convention, each anchor's
+  best class of all twelve, class-aware NMS only, a very low threshold.
 """
 
 from __future__ import annotations
@@ -9,15 +20,22 @@ from __future__ import annotations
 import numpy as np
 
 from .boxes import box_iou, cxcywh_to_xyxy
+from .classes import CENSORED_ID
 
-# Defaults read off the shipped model's PR curve on held-out writers (docs/MODEL_CARD.md):
-# micro-F1 is 0.902 at 0.5 (0.907 at its peak, 0.6, with 1.6 points less recall).
+# The slider's default, read off the PR curve on held-out writers (docs/MODEL_CARD.md).
 DEFAULT_CONF = 0.5
 DEFAULT_IOU = 0.45
-# The app pixelates "censored" from this lower score: missing an obscene drawing costs more
-# than pixelating a doodle.
-CENSORED_CONF = 0.1
+# Censored boxes are shown (pixelated) from this score, whatever the slider: chosen on held-out
+# real obscene doodles and doodles of unseen ordinary categories (docs/MODEL_CARD.md, "censored").
+CENSORED_CONF = 0.3
+CENSORED_DOMINANCE = 3.0
+DOMINANCE_IOU = 0.5
 MAX_DETECTIONS = 100
+# mAP settings (COCO convention), shared by training validation and `evaluate`.
+EVAL_CONF = 0.001
+EVAL_IOU = 0.6
+
+Decisions = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (K, 4) xyxy, scores (K,), class ids (K,)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -48,25 +66,67 @@ def class_aware_nms(
     return nms(boxes + offset, scores, iou_threshold)
 
 
+def _check(conf: float, iou: float) -> None:
+    if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
+        raise ValueError(f"conf and iou must be within [0, 1], got conf={conf}, iou={iou}")
+
+
+def _best_class(pred: np.ndarray, classes: slice, conf: float, iou: float) -> Decisions:
+    """Each anchor's best class among `classes`, score = objectness x its probability,
+    scores above `conf`, class-aware NMS."""
+    pred = pred[pred[:, 4] > conf]  # score <= objectness, so this cheap cut loses nothing
+    probs = pred[:, 5:][:, classes] * pred[:, 4:5]
+    class_ids = probs.argmax(axis=1) + (classes.start or 0)
+    scores = probs[np.arange(len(pred)), class_ids - (classes.start or 0)]
+    keep = scores > conf
+    boxes, scores, class_ids = cxcywh_to_xyxy(pred[keep, :4]), scores[keep], class_ids[keep]
+    kept = class_aware_nms(boxes, scores, class_ids, iou)
+    return boxes[kept], scores[kept], class_ids[kept].astype(np.int64)
+
+
 def postprocess(
     prediction: np.ndarray,
     conf: float = DEFAULT_CONF,
     iou: float = DEFAULT_IOU,
+    censored_conf: float = CENSORED_CONF,
     max_detections: int = MAX_DETECTIONS,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(N, 5 + C) decoded output -> boxes (K, 4) x1y1x2y2 input px, scores (K,), class ids (K,),
-    sorted by descending score. score = objectness * class probability of the best class."""
-    if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
-        raise ValueError(f"conf and iou must be within [0, 1], got conf={conf}, iou={iou}")
+) -> Decisions:
+    """What to show: one label per drawn object (module doc). Boxes in input pixels, sorted
+    by descending score. `conf` applies to digits and "other", `censored_conf` to censored."""
+    _check(conf, iou)
+    _check(censored_conf, iou)
     prediction = np.asarray(prediction, dtype=np.float32)
-    obj = prediction[:, 4]
-    candidates = obj > conf  # score <= obj, so this cheap cut loses nothing
-    pred = prediction[candidates]
-    class_probs = pred[:, 5:] * pred[:, 4:5]
-    class_ids = class_probs.argmax(axis=1)
-    scores = class_probs[np.arange(len(pred)), class_ids]
-    keep = scores > conf
-    pred, scores, class_ids = pred[keep], scores[keep], class_ids[keep]
-    boxes = cxcywh_to_xyxy(pred[:, :4])
-    kept = class_aware_nms(boxes, scores, class_ids, iou)[:max_detections]
-    return boxes[kept], scores[kept], class_ids[kept].astype(np.int64)
+    boxes, scores, ids = _best_class(prediction, slice(0, CENSORED_ID), conf, iou)
+    kept = nms(boxes, scores, iou)  # class-agnostic: one decision per object
+    boxes, scores, ids = boxes[kept], scores[kept], ids[kept]
+
+    pred = prediction[prediction[:, 4] > censored_conf]
+    c_scores = pred[:, 5 + CENSORED_ID] * pred[:, 4]
+    pred, c_scores = pred[c_scores > censored_conf], c_scores[c_scores > censored_conf]
+    c_boxes = cxcywh_to_xyxy(pred[:, :4])
+    c_kept = nms(c_boxes, c_scores, iou)
+    c_boxes, c_scores = c_boxes[c_kept], c_scores[c_kept]
+    if len(c_boxes) and len(boxes):
+        overlap = box_iou(c_boxes, boxes) >= DOMINANCE_IOU
+        stronger = scores[None, :] >= CENSORED_DOMINANCE * c_scores[:, None]
+        keep_c = ~(overlap & stronger).any(axis=1)
+        c_boxes, c_scores = c_boxes[keep_c], c_scores[keep_c]
+
+    all_boxes = np.concatenate([boxes, c_boxes]).reshape(-1, 4)
+    all_scores = np.concatenate([scores, c_scores])
+    all_ids = np.concatenate([ids, np.full(len(c_scores), CENSORED_ID, dtype=np.int64)])
+    order = np.argsort(-all_scores, kind="stable")[:max_detections]
+    return all_boxes[order], all_scores[order], all_ids[order]
+
+
+def postprocess_for_map(
+    prediction: np.ndarray,
+    conf: float = EVAL_CONF,
+    iou: float = EVAL_IOU,
+    max_detections: int = MAX_DETECTIONS,
+) -> Decisions:
+    """COCO-convention candidates for mAP: each anchor's best class of all, class-aware NMS."""
+    _check(conf, iou)
+    boxes, scores, ids = _best_class(np.asarray(prediction, dtype=np.float32), slice(0, None), conf, iou)
+    order = np.argsort(-scores, kind="stable")[:max_detections]
+    return boxes[order], scores[order], ids[order]

@@ -31,7 +31,7 @@ from .model.checkpoint import load_model, make_checkpoint, read_checkpoint, save
 from .model.config import ModelConfig, load_config
 from .model.loss import YOLOLoss
 from .model.yolo import YOLO, build_model
-from .postprocess import postprocess
+from .postprocess import postprocess_for_map
 from .preprocess import INPUT_SCALE
 
 
@@ -118,15 +118,12 @@ def lr_at(progress: float, step: int, cfg: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def predict_batch(model: YOLO, images: torch.Tensor, conf: float = 0.001) -> list[ImagePrediction]:
+def predict_batch(model: YOLO, images: torch.Tensor) -> list[ImagePrediction]:
+    """mAP candidates (COCO convention, the settings `evaluate` uses) for a batch."""
     model.eval()
     out = model(to_input(images))
     assert isinstance(out, torch.Tensor)
-    preds = []
-    for row in out.numpy():
-        boxes, scores, ids = postprocess(row, conf=conf, iou=0.6)
-        preds.append(ImagePrediction(boxes, scores, ids))
-    return preds
+    return [ImagePrediction(*postprocess_for_map(row)) for row in out.numpy()]
 
 
 def validate(

@@ -69,6 +69,8 @@ class SceneConfig:
     )
     min_object_input_px: float = 12.0  # smallest object side after letterboxing to 192
     input_size: int = 192
+    # Digit height range of "number" layouts in canvas px (None: from the canvas and the row).
+    number_digit_height: tuple[float, float] | None = None
 
 
 @dataclass
@@ -354,7 +356,10 @@ class SceneComposer:
             band = row_tops[r + 1] - row_tops[r]
             fit_w = width * 0.92 / (count * 0.85)  # digits are ~0.6 as wide as tall, plus gaps
             hi = min(band * max_height, fit_w)
-            digit_h = rng.uniform(min(min_side, hi), max(min(min_side, hi), hi))
+            if self.config.number_digit_height is not None:
+                digit_h = rng.uniform(*self.config.number_digit_height)
+            else:
+                digit_h = rng.uniform(min(min_side, hi), max(min(min_side, hi), hi))
             gap = digit_h * rng.uniform(0.02, 0.45)
             wanted = [
                 (

@@ -1,0 +1,265 @@
+"""`digit-detector report`: how the weights do on things people draw that training never saw.
+
+Every group is composed from held-out drawings only (writers of the validation split, and the
+Quick, Draw! categories no training file uses: `Drawing.split == "unseen"`), as full canvases,
+and run through `Detector` exactly as the app runs it:
+- scene groups (writer-disjoint): mAP50 per group (COCO convention) and numbers read exactly;
+- `unseen_doodles`: ordinary doodles of unseen categories: how often the app pixelates one or
+  reads a digit in it; `real_obscene`: real held-out obscene doodles (never the generated
+  ones): how often the app pixelates them;
+- the censored threshold sweep over those two sets, from which CENSORED_CONF is chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .boxes import box_iou
+from .classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, Detection
+from .data.compose import Scene, SceneComposer, SceneConfig
+from .data.strokes import Drawing
+from .inference import Detector
+from .metrics import ImagePrediction, ImageTruth, coco_evaluate
+from .preprocess import letterbox_gray, to_model_input
+from .render import read_numbers
+
+SINGLE_DOODLE_GROUPS = ("unseen_doodles", "seen_doodles", "real_obscene")  # rates, not mAP
+THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.05), 2))
+MAX_ORDINARY_PIXELATED = 0.02  # the censored threshold is the lowest that pixelates <= 2% of doodles
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    what: str
+    config: SceneConfig
+    pick: Callable[[Drawing], bool]  # which held-out drawings the group draws from
+
+
+def _single(canvas: tuple[int, int] = (400, 400)) -> SceneConfig:
+    return SceneConfig(canvas_sizes=(canvas,), canvas_weights=(1.0,), kinds=("single",), kind_weights=(1.0,))
+
+
+def _writers(d: Drawing) -> bool:
+    return d.split == "val"
+
+
+def _writers_digits(d: Drawing) -> bool:
+    return d.split == "val" and d.class_id in DIGIT_IDS
+
+
+def _unseen_doodle(d: Drawing) -> bool:
+    return d.split == "unseen"
+
+
+def _seen_doodle(d: Drawing) -> bool:
+    return d.split == "val" and d.category is not None
+
+
+def _real_obscene(d: Drawing) -> bool:
+    return d.split == "val" and d.class_id == CENSORED_ID and not d.synthetic
+
+
+def _only(config: SceneConfig, kind: str) -> SceneConfig:
+    return replace(config, kinds=(kind,), kind_weights=(1.0,))
+
+
+def groups() -> list[Group]:
+    base = SceneConfig()
+    large = replace(
+        base,
+        canvas_sizes=((1050, 800), (1100, 600)),
+        canvas_weights=(1.0, 1.0),
+        large_canvas=0,
+        thin_stroke_share=1.0,
+        kinds=("single", "number", "scatter"),
+        kind_weights=(0.4, 0.4, 0.2),
+    )
+    small = replace(
+        base,
+        canvas_sizes=((700, 300), (800, 300)),
+        canvas_weights=(1.0, 1.0),
+        stroke_width=(2.0, 5.0),
+        kinds=("number",),
+        kind_weights=(1.0,),
+        number_digit_height=(25.0, 45.0),
+        min_object_input_px=6.0,
+    )
+    return [
+        Group("all", "every kind of scene, as in training", base, _writers),
+        Group("single", "one object per canvas", _only(base, "single"), _writers),
+        Group("numbers", "multi-digit numbers, 1-2 lines", _only(base, "number"), _writers_digits),
+        Group("mixed", "a number beside other drawings", _only(base, "mixed"), _writers),
+        Group("large_thin", "1050x800 / 1100x600 canvases, 1-3 px strokes", large, _writers),
+        Group("small_writing", "25-45 px digits on 700-800 px wide canvases", small, _writers_digits),
+        Group("unseen_doodles", "one doodle of a category training never saw", _single(), _unseen_doodle),
+        Group("seen_doodles", "one doodle of a trained category, held-out drawing", _single(), _seen_doodle),
+        Group("real_obscene", "one real held-out obscene doodle", _single(), _real_obscene),
+    ]
+
+
+@dataclass
+class GroupResult:
+    name: str
+    what: str
+    images: int
+    map50: float | None = None
+    ap50: dict[str, float] = field(default_factory=dict)
+    numbers_exact: float | None = None  # share of canvases whose numbers are read exactly
+    pixelated: float = 0.0  # share of canvases with a censored box shown
+    read_as_digit: float = 0.0  # share of canvases without digits where a digit is shown
+    double_labels: int = 0  # non-censored pairs shown on one object (IoU > 0.5)
+    max_censored: list[float] = field(default_factory=list, repr=False)
+
+
+def _truth_numbers(scene: Scene) -> list[str]:
+    dets = [
+        Detection(CLASS_NAMES[int(c)], int(c), 1.0, (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
+        for b, c in zip(scene.boxes, scene.class_ids, strict=True)
+    ]
+    return read_numbers(dets)
+
+
+def _as_prediction(dets: Sequence[Detection]) -> ImagePrediction:
+    return ImagePrediction(
+        np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4),
+        np.array([d.score for d in dets], dtype=np.float64),
+        np.array([d.class_id for d in dets], dtype=np.int64),
+    )
+
+
+def _double_labels(dets: Sequence[Detection]) -> int:
+    shown = np.array([d.box for d in dets if d.class_id != CENSORED_ID], dtype=np.float64).reshape(-1, 4)
+    if len(shown) < 2:
+        return 0
+    iou = box_iou(shown, shown)
+    return int(np.triu(iou > 0.5, k=1).sum())
+
+
+def run_group(
+    detector: Detector, group: Group, drawings: Sequence[Drawing], count: int, seed: int
+) -> GroupResult:
+    pool = [d for d in drawings if group.pick(d)]
+    result = GroupResult(group.name, group.what, 0)
+    if not pool:
+        return result
+    composer = SceneComposer.from_drawings(pool, group.config)
+    rng = np.random.default_rng(seed)
+    truths, preds, exact = [], [], []
+    pixelated = digit_shown = no_digit = 0
+    for _ in tqdm(range(count), desc=group.name, unit="img", leave=False):
+        scene = composer.compose(rng)
+        square, letterbox = letterbox_gray(scene.image, detector.input_size)
+        raw = detector.raw(to_model_input(square))
+        shown = detector.decide(raw, letterbox.to_source, censored_conf=0.01)
+        censored = [d.score for d in shown if d.class_id == CENSORED_ID]
+        result.max_censored.append(max(censored, default=0.0))
+        shown = [d for d in shown if d.class_id != CENSORED_ID or d.score >= detector.censored_conf]
+        truths.append(ImageTruth(scene.boxes, scene.class_ids))
+        preds.append(_as_prediction(detector.decide(raw, letterbox.to_source, all_candidates=True)))
+        pixelated += any(d.class_id == CENSORED_ID for d in shown)
+        if not any(int(c) in DIGIT_IDS for c in scene.class_ids):
+            no_digit += 1
+            digit_shown += any(d.is_digit for d in shown)
+        if group.name in ("numbers", "small_writing"):
+            exact.append(read_numbers(shown) == _truth_numbers(scene))
+        result.double_labels += _double_labels(shown)
+    result.images = count
+    result.pixelated = pixelated / count
+    result.read_as_digit = digit_shown / no_digit if no_digit else 0.0
+    if exact:
+        result.numbers_exact = float(np.mean(exact))
+    if any(len(t.boxes) for t in truths) and group.name not in SINGLE_DOODLE_GROUPS:
+        coco = coco_evaluate(truths, preds)
+        result.map50, result.ap50 = coco.map50, coco.ap50_per_class
+    return result
+
+
+def censored_sweep(obscene: Sequence[float], ordinary: Sequence[float]) -> list[dict[str, float]]:
+    """For each threshold: the share of obscene doodles pixelated and of ordinary ones."""
+    ob, od = np.asarray(obscene), np.asarray(ordinary)
+    return [
+        {
+            "threshold": t,
+            "obscene_pixelated": float((ob >= t).mean()) if len(ob) else float("nan"),
+            "ordinary_pixelated": float((od >= t).mean()) if len(od) else float("nan"),
+        }
+        for t in THRESHOLDS
+    ]
+
+
+def choose_censored_threshold(sweep: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The lowest threshold that pixelates at most MAX_ORDINARY_PIXELATED of ordinary doodles."""
+    ok = [row for row in sweep if row["ordinary_pixelated"] <= MAX_ORDINARY_PIXELATED]
+    return min(ok, key=lambda row: row["threshold"]) if ok else max(sweep, key=lambda row: row["threshold"])
+
+
+def generalisation_report(
+    detector: Detector, drawings: Sequence[Drawing], count: int = 300, seed: int = 0, out: Path | None = None
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    results = {g.name: run_group(detector, g, drawings, count, seed + i) for i, g in enumerate(groups())}
+    ordinary = results["unseen_doodles"].max_censored
+    sweep = censored_sweep(results["real_obscene"].max_censored, ordinary)
+    report: dict[str, Any] = {
+        "weights": str(detector.weights),
+        "conf": detector.conf,
+        "censored_conf": detector.censored_conf,
+        "images_per_group": count,
+        "seed": seed,
+        "groups": {k: {f: v for f, v in vars(r).items() if f != "max_censored"} for k, r in results.items()},
+        "censored_sweep": sweep,
+        "suggested_censored_conf": choose_censored_threshold(sweep),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+        (out / "report.md").write_text(report_markdown(report))
+        try:
+            from .plots import plot_censored_sweep
+
+            plot_censored_sweep(sweep, detector.censored_conf, out / "censored_threshold.png")
+        except Exception as exc:  # a plot must never lose the numbers
+            print(f"could not plot the censored sweep: {exc}")
+    return report
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"Weights `{report['weights']}`, {report['images_per_group']} canvases per group, seed "
+        f"{report['seed']}; app defaults: conf {report['conf']}, censored {report['censored_conf']}.",
+        "",
+        "| group | what | mAP50 | numbers read exactly | pixelated | digit shown (no digit drawn) "
+        "| double labels |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, g in report["groups"].items():
+        m = "-" if g["map50"] is None else f"{g['map50']:.3f}"
+        lines.append(
+            f"| {name} | {g['what']} | {m} | {_pct(g['numbers_exact'])} | {_pct(g['pixelated'])} | "
+            f"{_pct(g['read_as_digit']) if name.endswith('doodles') else '-'} | {g['double_labels']} |"
+        )
+    ap = report["groups"]["all"]["ap50"]
+    lines += ["", "AP50 per class (group all): " + ", ".join(f"{k} {v:.3f}" for k, v in ap.items())]
+    thin = report["groups"]["large_thin"]["ap50"]
+    lines += ["AP50 per class (large_thin): " + ", ".join(f"{k} {v:.3f}" for k, v in thin.items())]
+    s = report["suggested_censored_conf"]
+    lines += [
+        "",
+        f"Censored threshold from the sweep: {s['threshold']:.2f} (real obscene pixelated "
+        f"{_pct(s['obscene_pixelated'])}, unseen ordinary doodles {_pct(s['ordinary_pixelated'])}).",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,265 @@
+"""Golden tests: hand-computed answers for the code that decides what users and metrics see.
+Each one fails on a specific wrong implementation (named in its docstring)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from digit_detector import Detector
+from digit_detector.analysis import analyse
+from digit_detector.boxes import (
+    LabelFormatError,
+    box_coverage,
+    box_iou,
+    cxcywh_to_xyxy,
+    format_label_lines,
+    parse_label_lines,
+    xywh_to_xyxy,
+    xyxy_to_cxcywh,
+    xyxy_to_xywh,
+    xyxy_to_yolo,
+    yolo_to_xyxy,
+)
+from digit_detector.classes import CENSORED_ID, CLASS_NAMES, OTHER_ID, Detection
+from digit_detector.image_io import MAX_PIXELS, ImageLoadError, load_image
+from digit_detector.metrics import ImagePrediction, ImageTruth, coco_evaluate
+from digit_detector.model.loss import cxcywh_to_corners, xyxy_to_centre_size
+from digit_detector.render import read_numbers, reading_order
+
+BOX = np.array([[10.0, 5.0, 30.0, 45.0]])  # x1 y1 x2 y2: 20 wide, 40 tall, centre (20, 25)
+
+
+def test_box_conversions_by_hand() -> None:
+    np.testing.assert_allclose(xyxy_to_xywh(BOX), [[10, 5, 20, 40]])
+    np.testing.assert_allclose(xyxy_to_cxcywh(BOX), [[20, 25, 20, 40]])
+    np.testing.assert_allclose(xywh_to_xyxy([[10, 5, 20, 40]]), BOX)
+    np.testing.assert_allclose(cxcywh_to_xyxy(np.array([[20.0, 25, 20, 40]])), BOX)
+    np.testing.assert_allclose(xyxy_to_yolo(BOX, 100, 50), [[0.2, 0.5, 0.2, 0.8]])
+    np.testing.assert_allclose(yolo_to_xyxy([[0.2, 0.5, 0.2, 0.8]], 100, 50), BOX)
+    other = np.array([[20.0, 25.0, 40.0, 65.0]])  # overlap 10 x 20 = 200; union 800 + 800 - 200
+    np.testing.assert_allclose(box_iou(BOX, other), [[200 / 1400]])
+    np.testing.assert_allclose(box_coverage(BOX, other), [[200 / 800]])
+
+
+def test_torch_twins_match_the_numpy_formulas() -> None:
+    t = torch.tensor(BOX)
+    centre, size = xyxy_to_centre_size(t)
+    np.testing.assert_allclose(torch.cat([centre, size], 1).numpy(), xyxy_to_cxcywh(BOX))
+    lo, hi = cxcywh_to_corners(torch.tensor(xyxy_to_cxcywh(BOX)))
+    np.testing.assert_allclose(torch.cat([lo, hi], 1).numpy(), BOX)
+
+
+def test_one_exact_yolo_label_line() -> None:
+    assert format_label_lines(BOX, np.array([3]), 100, 50) == "3 0.200000 0.500000 0.200000 0.800000\n"
+    boxes, ids = parse_label_lines("3 0.2 0.5 0.2 0.8\n\n", 100, 50, len(CLASS_NAMES))
+    np.testing.assert_allclose(boxes, BOX)
+    assert ids.tolist() == [3]
+    for bad, why in [
+        ("3 0.2 0.5 0.2", "expected"),
+        ("12 0.2 0.5 0.2 0.8", "class id 12"),
+        ("3 0.2 0.5 0 0.8", "size"),
+        ("3 1.5 0.5 0.2 0.8", "centre"),
+        ("3 nan 0.5 0.2 0.8", "finite"),
+        ("x 0.2 0.5 0.2 0.8", "numbers"),
+    ]:
+        with pytest.raises(LabelFormatError, match=why):
+            parse_label_lines(bad, 100, 50, len(CLASS_NAMES), where="f.txt")
+
+
+def _coco(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    result = coco_evaluate(
+        [ImageTruth(truth[i : i + 1], np.array([0])) for i in range(len(truth))],
+        [ImagePrediction(pred[i : i + 1], np.array([0.9]), np.array([0])) for i in range(len(pred))]
+        + [ImagePrediction(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))] * (len(truth) - len(pred)),
+    )
+    return result.map50, result.map50_95
+
+
+def test_coco_evaluation_of_known_cases() -> None:
+    """Kills: COCO boxes written as x1y1x2y2, a wrong IoU, a wrong area."""
+    truth = np.array([[100.0, 100.0, 140.0, 180.0], [300.0, 50.0, 340.0, 130.0]])  # 40 x 80 each
+    assert _coco(truth, truth) == pytest.approx((1.0, 1.0))
+    # Shifted down by 25 px: IoU = 40*55 / (2*3200 - 2200) = 0.524, a match at IoU 0.50 only.
+    shifted = truth + np.array([0, 25, 0, 25])
+    assert _coco(truth, shifted) == pytest.approx((1.0, 0.1))
+    # One of two found: recall 0.5 at precision 1: 51 of COCO's 101 recall points.
+    assert _coco(truth, truth[:1]) == pytest.approx((51 / 101, 51 / 101))
+
+
+def _det(label: str, box: tuple[float, float, float, float], score: float = 0.9) -> Detection:
+    return Detection(label, CLASS_NAMES.index(label), score, box)
+
+
+@pytest.mark.parametrize(
+    ("detections", "expected"),
+    [
+        ([], []),
+        ([_det("7", (60, 45, 95, 125)), _det("1", (10, 40, 40, 120))], ["17"]),
+        # Two lines: the lower line is read second.
+        (
+            [_det("3", (10, 150, 40, 199)), _det("1", (10, 40, 40, 120)), _det("7", (60, 45, 95, 125))],
+            ["17", "3"],
+        ),
+        # Gap exactly the mean digit height (30): same number; one pixel more: a new number.
+        ([_det("4", (0, 0, 20, 30)), _det("2", (50, 0, 70, 30))], ["42"]),
+        ([_det("4", (0, 0, 20, 30)), _det("2", (51, 0, 71, 30))], ["4 2"]),
+        # "other" and "censored" are not digits; a digit inside an "other" box is part of it.
+        ([_det("5", (0, 0, 20, 30)), _det("other", (22, 0, 40, 30)), _det("8", (45, 0, 65, 30))], ["58"]),
+        (
+            [_det("other", (0, 0, 200, 200)), _det("3", (80, 80, 100, 110)), _det("1", (300, 80, 320, 110))],
+            ["1"],
+        ),
+        ([_det("censored", (0, 0, 50, 50)), _det("6", (60, 10, 80, 40))], ["6"]),
+        # Duplicates read as they come: post-processing keeps one label per glyph.
+        ([_det("9", (0, 0, 20, 30)), _det("9", (25, 0, 45, 30))], ["99"]),
+    ],
+)
+def test_read_numbers(detections: list[Detection], expected: list[str]) -> None:
+    assert read_numbers(detections) == expected
+
+
+def test_reading_order_is_line_by_line_left_to_right() -> None:
+    dets = [_det("3", (10, 150, 40, 199)), _det("7", (60, 45, 95, 125)), _det("other", (10, 40, 40, 120))]
+    assert [d.label for d in reading_order(dets)] == ["other", "7", "3"]
+
+
+class _RawDetector(Detector):
+    """The shipped weights' Detector, with the model output replaced by given anchors (input
+    pixels of a 192 square; a 384 x 384 canvas maps to it at scale 0.5)."""
+
+    def __init__(self, weights: Path, anchors: list[list[float]], censored_conf: float) -> None:
+        super().__init__(weights, censored_conf=censored_conf)
+        self.anchors = np.array(anchors, dtype=np.float32)
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        return self.anchors
+
+
+def _anchor(cxcywh: tuple[float, float, float, float], obj: float, probs: dict[int, float]) -> list[float]:
+    row = [0.0] * (5 + len(CLASS_NAMES))
+    row[:5] = [*cxcywh, obj]
+    for c, p in probs.items():
+        row[5 + c] = p
+    return row
+
+
+def _texture() -> np.ndarray:
+    """Random ink in the square 100..200: any pixelation finer than a few cells shows it."""
+    canvas = np.zeros((384, 384, 4), np.uint8)
+    canvas[100:200, 100:200, 3] = np.random.default_rng(0).integers(0, 256, (100, 100))
+    return canvas
+
+
+def test_analyse_pixelates_a_weak_censored_box_below_the_slider_and_says_why(onnx_weights: Path) -> None:
+    """Kills: censored filtered by the slider; no pixelation, or one that shows the shape; no
+    explanation."""
+    # censored 0.9 x 0.3 = 0.27 around the stripes (canvas 100..200 -> input 50..100)
+    detector = _RawDetector(onnx_weights, [_anchor((75, 75, 50, 50), 0.9, {CENSORED_ID: 0.3})], 0.2)
+    result = analyse(_texture(), detector, conf=0.5)
+    assert [d.label for d in result.detections] == ["censored"]
+    np.testing.assert_allclose(result.detections[0].box, (100, 100, 200, 200), atol=0.01)
+    assert result.censor_note and "0.27" in result.censor_note and "0.20" in result.censor_note
+    assert result.annotated is not None
+    inner = np.asarray(result.annotated.convert("L"))[104:196, 104:196]
+    rows, cols = np.unique(inner, axis=0).shape[0], np.unique(inner, axis=1).shape[1]
+    assert rows <= 4 and cols <= 4, f"{rows} x {cols} distinct cells: the drawing shows through"
+    assert result.numbers == []
+
+
+def test_analyse_drops_a_censored_box_under_a_much_stronger_other_box(onnx_weights: Path) -> None:
+    anchors = [_anchor((75, 75, 50, 50), 0.95, {OTHER_ID: 0.8, CENSORED_ID: 0.2})]  # 0.76 vs 0.19
+    result = analyse(_texture(), _RawDetector(onnx_weights, anchors, 0.1), conf=0.5)
+    assert [d.label for d in result.detections] == ["other"]
+    assert result.censor_note is None
+    inner = np.asarray(result.annotated.convert("L"))[120:180, 120:180]  # type: ignore[union-attr]
+    assert len(np.unique(inner, axis=0)) > 50, "a drawing that is not censored stays visible"
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _with_fake_size(png: bytes, width: int, height: int) -> bytes:
+    """A PNG whose header claims another size (a decompression bomb's trick)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return png[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + png[33:]
+
+
+def test_image_io_limits_and_orientation(tmp_path: Path) -> None:
+    """Kills: the byte limit, the pixel limit or the bomb check removed; EXIF ignored."""
+    with pytest.raises(ImageLoadError, match=r"over the 1 MB limit"):
+        load_image(b"\0" * 1_000_001, max_bytes=1_000_000)
+    with pytest.raises(ImageLoadError, match=r"2000x2000 pixels, over the 1 megapixel limit"):
+        load_image(_png(2000, 2000), max_pixels=1_000_000)
+    bomb = _with_fake_size(_png(10, 10), 20000, 20000)
+    with pytest.raises(ImageLoadError, match=f"over the {MAX_PIXELS // 10**6} megapixel limit") as err:
+        load_image(bomb)
+    assert "DecompressionBomb" not in str(err.value) and not str(err.value).startswith("upload")
+    gif = io.BytesIO()
+    Image.new("L", (10, 10)).save(gif, format="GIF")
+    with pytest.raises(ImageLoadError, match="GIF images are not supported"):
+        load_image(gif.getvalue())
+    wide = Image.new("RGB", (60, 20), (255, 255, 255))
+    exif = wide.getexif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    jpeg = io.BytesIO()
+    wide.save(jpeg, format="JPEG", exif=exif.tobytes())
+    upright = load_image(jpeg.getvalue())
+    assert upright.size == (20, 60)
+    path = tmp_path / "big.png"
+    path.write_bytes(b"\0" * 2000)
+    with pytest.raises(ImageLoadError, match=f"^{path}: the file is 0.0 MB, over"):
+        load_image(path, max_bytes=1000)
+
+
+def test_censored_threshold_is_the_lowest_that_spares_ordinary_doodles() -> None:
+    from digit_detector.report import censored_sweep, choose_censored_threshold
+
+    obscene = [0.9, 0.8, 0.6, 0.4, 0.12]
+    ordinary = [0.5] + [0.0] * 99  # one ordinary doodle in 100 scores 0.5
+    sweep = censored_sweep(obscene, ordinary)
+    row = {r["threshold"]: r for r in sweep}
+    assert row[0.1]["obscene_pixelated"] == 1.0 and row[0.1]["ordinary_pixelated"] == 0.01
+    assert row[0.55]["obscene_pixelated"] == 0.6 and row[0.55]["ordinary_pixelated"] == 0.0
+    assert choose_censored_threshold(sweep)["threshold"] == 0.05  # 1% <= 2% already at 0.05
+    ordinary = [0.5] * 5 + [0.0] * 95  # 5% at 0.5
+    chosen = choose_censored_threshold(censored_sweep(obscene, ordinary))
+    assert chosen["threshold"] == 0.55 and chosen["obscene_pixelated"] == 0.6
+
+
+def test_report_command_runs_on_the_fixture_strokes(
+    stroke_dir: Path, onnx_weights: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from digit_detector.cli import main
+
+    out = tmp_path / "report"
+    args = [
+        "report",
+        "--data-dir",
+        str(stroke_dir),
+        "--weights",
+        str(onnx_weights),
+        "--n",
+        "3",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["groups"]["numbers"]["images"] == 3 and report["groups"]["numbers"]["map50"] is not None
+    assert report["groups"]["unseen_doodles"]["images"] == 0  # the fixture has no doodles
+    assert (out / "report.md").read_text().startswith("Weights")
