@@ -55,6 +55,7 @@ def page(monkeypatch: pytest.MonkeyPatch, onnx_weights: Path, tmp_path: Path):  
         assert not at.exception, at.exception
         return at
 
+    run.state = state  # type: ignore[attr-defined]  # tests change the canvas between reruns
     return run
 
 
@@ -66,17 +67,18 @@ def _texts(at: AppTest) -> str:
 def test_empty_canvas_shows_a_hint_and_runs_no_inference(page) -> None:  # type: ignore[no-untyped-def]
     at = page(None)
     assert BLANK_HINT in [i.value for i in at.info]
-    assert not at.dataframe
+    assert not at.table
     at = page(np.zeros((400, 400, 4), np.uint8))  # transparent, nothing drawn
     assert BLANK_HINT in [i.value for i in at.info]
 
 
 def test_one_digit_is_detected_and_read(page) -> None:  # type: ignore[no-untyped-def]
     at = page(render_digit_canvas("7"))
-    assert at.dataframe, _texts(at)
-    table = at.dataframe[0].value
+    assert at.table, _texts(at)
+    table = at.table[0].value
     assert len(table) >= 1
-    assert "Number read left to right" in _texts(at)
+    assert [h.value for h in at.subheader] == ["Number read"]
+    assert [c.value for c in at.code] == ["7"]
     assert "Server time" in _texts(at)
 
 
@@ -89,7 +91,7 @@ def test_upload_of_a_drawing_goes_through_the_same_path(page) -> None:  # type: 
     buffer = io.BytesIO()
     Image.fromarray(255 - render_digit_canvas("4")[..., 3]).save(buffer, format="PNG")
     at = page(None, upload=buffer.getvalue())
-    assert len(at.dataframe) == 1  # the upload tab's results (the canvas is blank)
+    assert len(at.table) == 1  # the upload tab's results (the canvas is blank)
 
 
 def test_censored_detections_are_labelled_and_pixelated(monkeypatch: pytest.MonkeyPatch, page) -> None:  # type: ignore[no-untyped-def]
@@ -102,23 +104,56 @@ def test_censored_detections_are_labelled_and_pixelated(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(inference.Detector, "predict_gray", fake_predict)
     at = page(render_digit_canvas("8"))
-    assert at.dataframe[0].value["label"].tolist() == ["censored"]
+    assert at.table[0].value["label"].tolist() == ["censored"]
 
 
-def test_feedback_is_stored_only_after_opting_in(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _feedback_keys(at: AppTest) -> dict[str, str]:
+    """The feedback widgets' keys by role (they carry the drawing's digest)."""
+    keys = [w.key for w in (*at.selectbox, *at.checkbox, *at.button) if w.key and w.key.startswith("fb-")]
+    return {
+        "box1": next(k for k in keys if k.endswith("-1")),
+        "donate": next(k for k in keys if k.endswith("-donate")),
+        "send": next(k for k in keys if k.endswith("-send")),
+    }
+
+
+def test_feedback_is_stored_only_after_opting_in_and_only_once(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from digit_detector.feedback.local import LocalStore
 
     at = page(render_digit_canvas("7"))
-    send = at.button(key="fb-send")
-    assert send.disabled  # no opt-in yet: nothing can be sent
-    at.checkbox(key="fb-donate").check().run()
-    at.button(key="fb-send").click().run()
+    keys = _feedback_keys(at)
+    assert at.button(key=keys["send"]).disabled  # no opt-in yet: nothing can be sent
+    at.checkbox(key=keys["donate"]).check().run()
+    at.button(key=keys["send"]).click().run()
     assert not at.exception
     assert any("Thank you" in s.value for s in at.success), [e.value for e in at.error]
     store = LocalStore(tmp_path / "feedback")
     assert len(store.ids()) == 1
     item = store.get(store.ids()[0])
     assert item.width == 400 and item.height == 400
+    # Consent is unticked and Send disabled until the drawing changes: no second copy.
+    assert at.checkbox(key=keys["donate"]).value is False
+    assert at.button(key=keys["send"]).disabled and at.checkbox(key=keys["donate"]).disabled
+    page.state["canvas"] = render_digit_canvas("3")
+    at.run()
+    new = _feedback_keys(at)
+    assert new["donate"] != keys["donate"] and at.checkbox(key=new["donate"]).value is False
+    at.checkbox(key=new["donate"]).check().run()
+    assert not at.button(key=new["send"]).disabled  # a new drawing can be sent
+
+
+def test_feedback_answers_follow_the_drawing(page) -> None:  # type: ignore[no-untyped-def]
+    """Drawn in two stages: the box's answer is the label of the finished drawing, not the
+    first render's (Streamlit keeps a widget's value while its key stays the same)."""
+    at = page(render_digit_canvas("7"))
+    first = at.table[0].value["label"].tolist()[0]
+    assert at.selectbox(key=_feedback_keys(at)["box1"]).value == first
+    page.state["canvas"] = render_digit_canvas("4")
+    at.run()
+    second = at.table[0].value["label"].tolist()[0]
+    assert second != first
+    assert at.selectbox(key=_feedback_keys(at)["box1"]).value == second
+    assert "Box 1 (shown as " + second + ")" in [s.label for s in at.selectbox]
 
 
 def test_opt_out_stores_nothing(tmp_path: Path) -> None:

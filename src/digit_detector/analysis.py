@@ -32,7 +32,7 @@ class Analysis:
         """One row per detection, numbered as in the annotated image."""
         return [
             {
-                "#": i,
+                "box": i,
                 "label": d.label,
                 "score": round(d.score, 3),
                 "x1": round(d.box[0]),
@@ -73,6 +73,14 @@ def analyse(
         gray=gray,
         censor_note=_censor_note(detections, threshold, detector.censored_conf),
     )
+
+
+def warm_up(detector: Detector) -> None:
+    """One interaction on a small drawing, so a session's first stroke finds the model, the
+    font and the image code already loaded (the first ONNX run alone costs ~100 ms)."""
+    canvas = np.full((96, 96), 255, np.uint8)
+    canvas[20:76, 44:52] = 0  # a "1"
+    analyse(canvas, detector, display_width=96)
 
 
 def _censor_note(detections: list[Detection], threshold: float, censored_conf: float) -> str | None:

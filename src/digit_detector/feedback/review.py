@@ -29,6 +29,17 @@ def missed_object_proposals(
     return [p for p, row in zip(proposals, ious, strict=True) if row.max() < max_iou]
 
 
+def describe_position(box: Box, shape: tuple[int, ...]) -> str:
+    """Where a box sits on the drawing, in words ("top left", "middle", "bottom right")."""
+    height, width = shape[0], shape[1]
+    cx, cy = (box[0] + box[2]) / 2 / width, (box[1] + box[3]) / 2 / height
+    row = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else "middle"
+    col = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else ""
+    if row == "middle" and col:
+        return f"middle {col}"
+    return f"{row} {col}".strip() if col else ("middle" if row == "middle" else f"{row} middle")
+
+
 def submit(
     store: FeedbackStore | None,
     gray: np.ndarray,
