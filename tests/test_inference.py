@@ -202,3 +202,22 @@ def test_annotation_pixelates_censored_and_reads_numbers() -> None:
     spaced = [Detection("4", 4, 0.9, (0, 0, 20, 30)), Detection("2", 2, 0.9, (100, 2, 120, 32))]
     assert read_numbers(spaced) == ["4 2"]
     assert read_numbers([]) == []
+
+
+def test_cli_user_errors_are_one_line_and_bugs_keep_their_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from digit_detector import cli
+
+    assert cli.main(["predict", "--weights", str(tmp_path / "none.onnx"), "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("digit-detector predict: error: weights file not found") and "Traceback" not in err
+    with pytest.raises(WeightsError):  # --debug: the traceback of a user error too
+        cli.main(["--debug", "predict", "--weights", str(tmp_path / "none.onnx"), "x.png"])
+
+    def bug(args: object) -> int:
+        raise ValueError("a programming error")
+
+    monkeypatch.setitem(cli._COMMANDS, "predict", bug)
+    with pytest.raises(ValueError, match="a programming error"):  # not turned into "error: ..."
+        cli.main(["predict", "x.png"])

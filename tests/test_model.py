@@ -6,7 +6,7 @@ import torch
 
 from digit_detector.boxes import box_iou
 from digit_detector.model import build_model, load_config
-from digit_detector.model.config import MODELS_DIR, ModelConfig
+from digit_detector.model.config import MODELS_DIR, ConfigError, ModelConfig
 from digit_detector.model.loss import YOLOLoss
 from digit_detector.model.yolo import count_parameters
 from digit_detector.postprocess import postprocess
@@ -51,7 +51,7 @@ def test_config_rejects_bad_input(tmp_path) -> None:  # type: ignore[no-untyped-
         ModelConfig.from_dict({**base, "typo_key": 1})
     with pytest.raises(ValueError, match="backbone"):
         ModelConfig.from_dict({**base, "backbone": "resnet"})
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
 
 

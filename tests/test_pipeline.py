@@ -184,3 +184,12 @@ def test_anchors_command_fits_and_writes_the_config(stroke_dir: Path, tmp_path: 
     wh = np.array([[10, 20], [11, 19], [50, 60], [52, 58], [100, 120], [98, 125]], float)
     fitted = kmeans_iou(wh, 3)
     assert mean_best_iou(wh, fitted) > 0.9
+
+
+def test_train_state_round_trips_and_reads_older_resume_entries() -> None:
+    from digit_detector.train import TrainState
+
+    state = TrainState(step=5, images_seen=160, elapsed=12.5, best_map50=0.3, ema_updates=5)
+    assert TrainState.from_dict(state.to_dict()) == state
+    older = {"model": {}, "optimizer": {}, "ema_updates": 7, "step": 7, "images_seen": 224, "elapsed": 3.0}
+    assert TrainState.from_dict(older) == TrainState(7, 224, 3.0, -1.0, 7)

@@ -18,8 +18,10 @@ import math
 
 import numpy as np
 
+from .errors import UserError
 
-class LabelFormatError(ValueError):
+
+class LabelFormatError(UserError, ValueError):
     """A YOLO label text that is not "class cx cy w h" lines with valid values."""
 
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .errors import UserError
 from .postprocess import CENSORED_CONF, DEFAULT_CONF, DEFAULT_IOU, EVAL_CONF
 
 
@@ -53,6 +54,7 @@ def _duration(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digit-detector", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="generate, preview and benchmark training scenes")
@@ -222,15 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from .data.strokes import DataDirError
-    from .image_io import ImageLoadError
-    from .inference import WeightsError
+class UsageError(UserError):
+    """Arguments that parse but do not fit together."""
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command. A UserError (bad file, missing data, bad arguments) is one line on
+    stderr and exit code 2; anything else is a bug and keeps its traceback. --debug: always."""
+    args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (DataDirError, WeightsError, ImageLoadError, FileNotFoundError, ValueError) as exc:
+    except UserError as exc:
+        if args.debug:
+            raise
         print(f"digit-detector {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -273,7 +279,7 @@ def _find_lookalikes(args: argparse.Namespace) -> int:
     from .data.strokes import OTHER_LOOKALIKES_FILE, load_drawings
 
     if args.folds < 2:
-        raise ValueError("--folds must be at least 2: every drawing is scored by a model that never saw it")
+        raise UsageError("--folds must be at least 2: every drawing is scored by a model that never saw it")
     drawings = load_drawings(args.data_dir, lookalikes=None)
     search = find_lookalikes(drawings, args.threshold, args.folds, args.epochs, args.seed)
     out = args.out or OTHER_LOOKALIKES_FILE
@@ -302,7 +308,7 @@ def _export_feedback(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, local_dir=Path(args.feedback_dir))
     store = make_store(settings)
     if store is None:
-        raise ValueError("feedback is turned off (DIGIT_DETECTOR_FEEDBACK=off); pass --store local or s3")
+        raise UsageError("feedback is turned off (DIGIT_DETECTOR_FEEDBACK=off); pass --store local or s3")
     count = export_yolo(store, args.out)
     print(f"exported {count} donated drawings from {store.describe()} to {args.out}")
     return 0

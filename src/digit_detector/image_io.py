@@ -9,12 +9,14 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import UserError
+
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 16_000_000  # e.g. 4000 x 4000
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(UserError, ValueError):
     """The file is not an image we accept; the message says why, for the user."""
 
 

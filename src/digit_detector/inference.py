@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .classes import CLASS_NAMES, Detection
+from .errors import UserError
 from .postprocess import CENSORED_CONF, DEFAULT_CONF, DEFAULT_IOU, EVAL_CONF, postprocess, postprocess_for_map
 from .preprocess import letterbox_gray, to_gray_on_white, to_model_input
 
@@ -27,7 +28,7 @@ DEFAULT_WEIGHTS_NAME = "digit-detector.onnx"
 WEIGHTS_ENV = "DIGIT_DETECTOR_WEIGHTS"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """The weights file is missing, corrupted, or not a digit-detector model."""
 
 

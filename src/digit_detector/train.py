@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -171,6 +171,54 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+@dataclass
+class TrainState:
+    """Where a run stands; saved in every checkpoint's "resume" entry and read back on resume."""
+
+    step: int = 0
+    images_seen: int = 0
+    elapsed: float = 0.0  # training seconds before this process started
+    best_map50: float = -1.0
+    ema_updates: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainState:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class Run:
+    """What one training process works with (built once by `_start`)."""
+
+    cfg: TrainConfig
+    ctx: DistContext
+    model: YOLO
+    forward: torch.nn.Module  # the model, wrapped in DDP when distributed
+    ema: ModelEMA
+    optimizer: torch.optim.Optimizer
+    criterion: YOLOLoss
+    loader: DataLoader[Any]
+    val_images: torch.Tensor | None
+    truths: list[ImageTruth]
+    data_summary: dict[str, Any]
+    out_dir: Path
+    commit: str
+    launched: float  # when this process started, before loading data (wall clock)
+    started: float = field(default_factory=time.time)  # when training started (after loading)
+    calibration: deque[torch.Tensor] = field(default_factory=deque)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.jsonl"
+
+    def seconds(self, state: TrainState) -> float:
+        return state.elapsed + time.time() - self.started
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Single process, or one rank of a `torchrun` job (DDP; only rank 0 logs, validates and
     writes checkpoints). `batch_size` is per process: the effective batch is world_size times
@@ -183,55 +231,117 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
 
 def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]:
+    run, state = _start(cfg, ctx)
+    bar = tqdm(
+        total=cfg.max_steps,
+        desc="train",
+        unit="step",
+        disable=not (progress and ctx.is_main),
+        dynamic_ncols=True,
+        initial=state.step,
+    )
+    last_val, window = time.time(), (time.time(), 0)
+    running: torch.Tensor | None = None
+    run.model.train()
+    for images, targets in run.loader:
+        run.calibration.append(images)
+        stop, validate_now, progress_frac = control(run, state, last_val)
+        if stop:
+            break
+        if validate_now:
+            validate_and_checkpoint(run, state)
+            last_val = time.time()
+        lr = lr_at(progress_frac, state.step, cfg)
+        loss, parts = train_step(run, images, targets, lr)
+        state.step += 1
+        state.images_seen += len(images) * ctx.world_size
+        state.ema_updates = run.ema.updates
+        running = parts if running is None else 0.95 * running + 0.05 * parts
+        bar.update(1)
+        window = (window[0], window[1] + len(images) * ctx.world_size)
+        if state.step % cfg.log_every == 0 and ctx.is_main:
+            window = log_train(run, state, lr, loss, running, window, bar)
+    bar.close()
+    final_val = validate_and_checkpoint(run, state)
+    return _finish(run, state, final_val)
+
+
+def _start(cfg: TrainConfig, ctx: DistContext) -> tuple[Run, TrainState]:
+    """Model (fresh, fine-tuned or resumed), optimizer, EMA, data, validation scenes."""
+    launched = time.time()
     torch.set_num_threads(max(1, cfg.threads // ctx.local_world_size))
     torch.manual_seed(cfg.seed)
     out_dir = Path(cfg.out_dir)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
     commit = git_commit()  # the code this run started from, recorded in every checkpoint
+    resume = read_checkpoint(cfg.resume) if cfg.resume else None
+    model = _initial_model(cfg, resume)
+    optimizer = build_optimizer(model, cfg)
+    ema = ModelEMA(model, cfg.ema_decay)
+    state = TrainState()
+    if resume is not None:
+        r = resume["resume"]
+        model.load_state_dict(r["model"])
+        optimizer.load_state_dict(r["optimizer"])
+        ema.ema.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in resume["model"].items()}
+        )
+        state = TrainState.from_dict(r)
+        ema.updates = state.ema_updates
+    loader, val_images, truths, summary = _data(cfg, ctx, state.step)
+    run = Run(
+        cfg=cfg,
+        ctx=ctx,
+        model=model,
+        # DDP averages gradients across ranks in backward(); the optimizer and EMA see `model`.
+        forward=DistributedDataParallel(model) if ctx.enabled else model,
+        ema=ema,
+        optimizer=optimizer,
+        criterion=YOLOLoss(model.config),
+        loader=loader,
+        val_images=val_images,
+        truths=truths,
+        data_summary=summary,
+        out_dir=out_dir,
+        commit=commit,
+        launched=launched,
+        calibration=deque(maxlen=cfg.bn_calibration_batches),
+    )
+    if ctx.is_main:
+        print(
+            f"data: {summary['train_drawings']} training and {summary['val_drawings']} validation "
+            f"drawings ({summary['load_seconds']} s); model {model.config.name}: "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters; {ctx.world_size} process(es)",
+            file=sys.stderr,
+        )
+    return run, state
 
-    resume_ckpt = read_checkpoint(cfg.resume) if cfg.resume else None
-    if resume_ckpt is not None:
-        model_cfg = ModelConfig.from_dict(resume_ckpt["config"])
+
+def _initial_model(cfg: TrainConfig, resume: dict[str, Any] | None) -> YOLO:
+    if resume is not None:
+        model = build_model(ModelConfig.from_dict(resume["config"]))
     elif cfg.init_weights:
-        init_model, _ = load_model(cfg.init_weights)
-        model_cfg = init_model.config
+        model, _ = load_model(cfg.init_weights)  # fine-tune: weights only
     else:
-        model_cfg = load_config(cfg.model_config)
-    model = build_model(model_cfg)
-    if cfg.init_weights and resume_ckpt is None:
-        model.load_state_dict(init_model.state_dict())
+        model = build_model(load_config(cfg.model_config))
     cast(Any, model).to(memory_format=torch.channels_last)  # to() returns self; stubs miss the kwarg
-    criterion = YOLOLoss(model_cfg)
+    return model
 
+
+def build_optimizer(model: YOLO, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and normalisation parameters."""
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.999),
-    )
-    ema = ModelEMA(model, cfg.ema_decay)
-    step, images_seen, elapsed_before, best_map50 = 0, 0, 0.0, -1.0
-    if resume_ckpt is not None:
-        r = resume_ckpt["resume"]
-        model.load_state_dict(r["model"])
-        optimizer.load_state_dict(r["optimizer"])
-        ema.ema.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in resume_ckpt["model"].items()}
-        )
-        ema.updates = r["ema_updates"]
-        step, images_seen, elapsed_before = r["step"], r["images_seen"], r["elapsed"]
-        best_map50 = r.get("best_map50", -1.0)
-    # DDP averages gradients across ranks in backward(); the optimizer and EMA see `model`.
-    forward: torch.nn.Module = DistributedDataParallel(model) if ctx.enabled else model
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
 
+
+def _data(
+    cfg: TrainConfig, ctx: DistContext, start_step: int
+) -> tuple[DataLoader[Any], torch.Tensor | None, list[ImageTruth], dict[str, Any]]:
     t0 = time.time()
     drawings = load_drawings(cfg.data_dir, limit_per_file=cfg.limit_per_file) + procedural_others()
     train_drawings, val_drawings = split_drawings(drawings)
@@ -244,8 +354,8 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
     dataset = GeneratedScenes(
         train_drawings, seed=cfg.seed, rank=ctx.rank, extra=extra, extra_weight=cfg.extra_weight
     )
-    dataset.start_step = step
-    loader = DataLoader(
+    dataset.start_step = start_step  # a resumed run continues with fresh scenes
+    loader: DataLoader[Any] = DataLoader(
         dataset,
         batch_size=cfg.batch_size,
         num_workers=cfg.workers,
@@ -254,170 +364,151 @@ def _train(cfg: TrainConfig, progress: bool, ctx: DistContext) -> dict[str, Any]
         prefetch_factor=4 if cfg.workers > 0 else None,
         worker_init_fn=_worker_init,
     )
-    data_summary = {
+    summary = {
         "train_drawings": len(train_drawings),
         "val_drawings": len(val_drawings),
         "sources": sorted({d.source for d in drawings}),
         "load_seconds": round(time.time() - t0, 1),
         "extra_images": len(extra) if extra is not None else 0,
     }
-    if ctx.is_main:
-        print(
-            f"data: {data_summary['train_drawings']} training and {data_summary['val_drawings']} "
-            f"validation drawings ({data_summary['load_seconds']} s); model {model_cfg.name}: "
-            f"{sum(p.numel() for p in model.parameters()):,} parameters; {ctx.world_size} process(es)",
-            file=sys.stderr,
-        )
+    return loader, val_images, truths, summary
 
-    metrics_path = out_dir / "metrics.jsonl"
-    budget = cfg.time_budget - elapsed_before
-    run_start = time.time()
-    last_val = time.time()
-    bar = tqdm(
-        total=cfg.max_steps,
-        desc="train",
-        unit="step",
-        disable=not (progress and ctx.is_main),
-        dynamic_ncols=True,
-        initial=step,
+
+def control(run: Run, state: TrainState, last_val: float) -> tuple[bool, bool, float]:
+    """Stop? Validate now? Schedule progress (0..1)? Rank 0 decides and broadcasts, so every
+    rank takes the same steps with the same learning rate and meets the same barriers."""
+    cfg = run.cfg
+    done_by_time = run.seconds(state) >= cfg.time_budget
+    done_by_steps = cfg.max_steps is not None and state.step >= cfg.max_steps
+    progress = max(run.seconds(state) / cfg.time_budget, state.step / cfg.max_steps if cfg.max_steps else 0.0)
+    stop, validate_now, progress = run.ctx.broadcast(
+        done_by_time or done_by_steps, time.time() - last_val >= cfg.val_every, progress
     )
-    window_t, window_n, running = time.time(), 0, None
+    return bool(stop), bool(validate_now), progress
 
-    def meta(val: dict[str, Any] | None) -> dict[str, Any]:
-        return {
-            "step": step,
-            "images_seen": images_seen,
-            "train_seconds": round(elapsed_before + time.time() - run_start, 1),
-            "val": val,
-            "train_config": asdict(cfg),
-            "data": data_summary,
-            "commit": commit,
-            "command": " ".join(sys.argv),
-            "torch": str(torch.__version__),
-            "world_size": ctx.world_size,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
 
-    def run_validation() -> dict[str, Any] | None:
-        """Rank 0 validates and writes checkpoints while the other ranks wait."""
-        nonlocal best_map50
-        if not ctx.is_main:
-            ctx.barrier()
-            return None
-        assert val_images is not None
-        recalibrate_batchnorm(ema.ema, list(calibration))
-        val = validate(ema.ema, val_images, truths)
-        model.train()
+def train_step(
+    run: Run, images: torch.Tensor, targets: torch.Tensor, lr: float
+) -> tuple[float, torch.Tensor]:
+    """One optimizer step (loss, clipped gradients, EMA); returns the loss and its parts."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    raw = run.forward(to_input(images))
+    assert isinstance(raw, list)
+    loss, parts = run.criterion(raw, targets)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    run.optimizer.step()
+    run.ema.update(run.model)
+    return float(loss.detach()), parts
+
+
+def log_train(
+    run: Run,
+    state: TrainState,
+    lr: float,
+    loss: float,
+    running: torch.Tensor,
+    window: tuple[float, int],
+    bar: tqdm[Any],
+) -> tuple[float, int]:
+    """A training line in metrics.jsonl and on the bar; returns a fresh throughput window."""
+    ips = window[1] / max(1e-6, time.time() - window[0])
+    record = {
+        "kind": "train",
+        "step": state.step,
+        "images_seen": state.images_seen,
+        "lr": lr,
+        "loss": loss,
+        "box": float(running[0]),
+        "obj": float(running[1]),
+        "cls": float(running[2]),
+        "images_per_s": round(ips, 1),
+        "seconds": round(run.seconds(state), 1),
+    }
+    with run.metrics_path.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+    bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{ips:.0f}", lr=f"{lr:.1e}")
+    return time.time(), 0
+
+
+def validate_and_checkpoint(run: Run, state: TrainState) -> dict[str, Any] | None:
+    """Rank 0: re-estimate BN statistics, validate the EMA weights, write last.pt (resumable)
+    and best.pt (when mAP50 improved); the other ranks wait at the barrier."""
+    if not run.ctx.is_main:
+        run.ctx.barrier()
+        return None
+    assert run.val_images is not None
+    recalibrate_batchnorm(run.ema.ema, list(run.calibration))
+    val = validate(run.ema.ema, run.val_images, run.truths)
+    run.model.train()
+    seconds = run.seconds(state)
+    with run.metrics_path.open("a") as fh:
         record = {
             "kind": "val",
-            "step": step,
-            "images_seen": images_seen,
-            "seconds": round(elapsed_before + time.time() - run_start, 1),
-            **val,
+            "step": state.step,
+            "images_seen": state.images_seen,
+            "seconds": round(seconds, 1),
         }
-        with metrics_path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
-        resume = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "ema_updates": ema.updates,
-            "step": step,
-            "images_seen": images_seen,
-            "elapsed": elapsed_before + time.time() - run_start,
-            "best_map50": max(best_map50, val["map50"]),
-        }
-        save_checkpoint(make_checkpoint(ema.ema, meta(val), half=False, resume=resume), out_dir / "last.pt")
-        if val["map50"] > best_map50:
-            best_map50 = val["map50"]
-            save_checkpoint(make_checkpoint(ema.ema, meta(val), half=True), out_dir / "best.pt")
-        tqdm.write(
-            f"step {step}: val mAP50 {val['map50']:.4f} mAP50-95 {val['map50_95']:.4f} "
-            f"(best {best_map50:.4f})",
-            file=sys.stderr,
-        )
-        ctx.barrier()
-        return val
+        fh.write(json.dumps({**record, **val}) + "\n")
+    improved = val["map50"] > state.best_map50
+    state.best_map50 = max(state.best_map50, val["map50"])
+    saved = replace(state, elapsed=seconds)
+    resume = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(), **saved.to_dict()}
+    meta = _meta(run, saved, val)
+    save_checkpoint(make_checkpoint(run.ema.ema, meta, half=False, resume=resume), run.out_dir / "last.pt")
+    if improved:
+        save_checkpoint(make_checkpoint(run.ema.ema, meta, half=True), run.out_dir / "best.pt")
+    tqdm.write(
+        f"step {state.step}: val mAP50 {val['map50']:.4f} mAP50-95 {val['map50_95']:.4f} "
+        f"(best {state.best_map50:.4f})",
+        file=sys.stderr,
+    )
+    run.ctx.barrier()
+    return val
 
-    model.train()
-    val: dict[str, Any] | None = None
-    calibration: deque[torch.Tensor] = deque(maxlen=cfg.bn_calibration_batches)
-    for images, targets in loader:
-        calibration.append(images)
-        elapsed = time.time() - run_start
-        done_by_time = elapsed >= budget
-        done_by_steps = cfg.max_steps is not None and step >= cfg.max_steps
-        validate_now = time.time() - last_val >= cfg.val_every
-        progress_frac = max(
-            (elapsed_before + elapsed) / cfg.time_budget,
-            step / cfg.max_steps if cfg.max_steps else 0.0,
-        )
-        stop, validate_flag, progress_frac = ctx.broadcast(
-            done_by_time or done_by_steps, validate_now, progress_frac
-        )
-        if stop:
-            break
-        if validate_flag:
-            val = run_validation()
-            last_val = time.time()
-        lr = lr_at(progress_frac, step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        raw = forward(to_input(images))
-        assert isinstance(raw, list)
-        loss, parts = criterion(raw, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        ema.update(model)
-        step += 1
-        images_seen += len(images) * ctx.world_size
-        window_n += len(images) * ctx.world_size
-        running = parts if running is None else 0.95 * running + 0.05 * parts
-        bar.update(1)
-        if step % cfg.log_every == 0 and ctx.is_main:
-            ips = window_n / max(1e-6, time.time() - window_t)
-            window_t, window_n = time.time(), 0
-            record = {
-                "kind": "train",
-                "step": step,
-                "images_seen": images_seen,
-                "lr": lr,
-                "loss": float(loss.detach()),
-                "box": float(running[0]),
-                "obj": float(running[1]),
-                "cls": float(running[2]),
-                "images_per_s": round(ips, 1),
-                "seconds": round(elapsed_before + time.time() - run_start, 1),
-            }
-            with metrics_path.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", img_s=f"{ips:.0f}", lr=f"{lr:.1e}")
-    bar.close()
-    val = run_validation()
-    total = elapsed_before + time.time() - run_start
-    summary = {
-        "steps": step,
-        "images_seen": images_seen,
-        "train_seconds": round(total, 1),
-        "wall_seconds": round(time.time() - started, 1),
-        "images_per_s": round(images_seen / max(1e-6, total), 1),
-        "final_val": val,
-        "best_map50": best_map50,
-        "best_checkpoint": str(out_dir / "best.pt"),
-        "last_checkpoint": str(out_dir / "last.pt"),
-        "metrics": str(metrics_path),
-        "world_size": ctx.world_size,
-        "rank": ctx.rank,
-        "weights_fingerprint": weights_fingerprint(model),
+
+def _meta(run: Run, state: TrainState, val: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "step": state.step,
+        "images_seen": state.images_seen,
+        "train_seconds": round(state.elapsed, 1),
+        "val": val,
+        "train_config": asdict(run.cfg),
+        "data": run.data_summary,
+        "commit": run.commit,
+        "command": " ".join(sys.argv),
+        "torch": str(torch.__version__),
+        "world_size": run.ctx.world_size,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    if not ctx.is_main:
+
+
+def _finish(run: Run, state: TrainState, final_val: dict[str, Any] | None) -> dict[str, Any]:
+    total = run.seconds(state)
+    summary = {
+        "steps": state.step,
+        "images_seen": state.images_seen,
+        "train_seconds": round(total, 1),
+        "wall_seconds": round(time.time() - run.launched, 1),
+        "images_per_s": round(state.images_seen / max(1e-6, total), 1),
+        "final_val": final_val,
+        "best_map50": state.best_map50,
+        "best_checkpoint": str(run.out_dir / "best.pt"),
+        "last_checkpoint": str(run.out_dir / "last.pt"),
+        "metrics": str(run.metrics_path),
+        "world_size": run.ctx.world_size,
+        "rank": run.ctx.rank,
+        "weights_fingerprint": weights_fingerprint(run.model),
+    }
+    if not run.ctx.is_main:
         return summary
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (run.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     try:
         from .plots import plot_training_curves
 
-        plot_training_curves(metrics_path, out_dir / "training_curves.png")
+        plot_training_curves(run.metrics_path, run.out_dir / "training_curves.png")
     except Exception as exc:  # a plot must never lose a finished run
         print(f"could not plot training curves: {exc}", file=sys.stderr)
     return summary

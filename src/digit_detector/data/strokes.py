@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import CENSORED_ID, CLASS_ID_BY_NAME, OTHER_ID
+from ..errors import UserError
 from .polylines import Polylines
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -44,7 +45,7 @@ UNSEEN_CATEGORY_MODULO = 10
 OTHER_LOOKALIKES_FILE = Path(__file__).with_name("other_lookalikes.txt")
 
 
-class DataDirError(FileNotFoundError):
+class DataDirError(UserError, FileNotFoundError):
     """The stroke data directory (or a file in it) is missing or unreadable."""
 
 

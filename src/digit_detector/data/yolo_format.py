@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from ..boxes import format_label_lines, parse_label_lines
+from ..boxes import LabelFormatError, format_label_lines, parse_label_lines
 from ..classes import CLASS_NAMES, NUM_CLASSES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -54,14 +54,14 @@ def read_dataset(root: str | Path) -> list[LabelledImage]:
     root = Path(root)
     images_dir = root / "images"
     if not images_dir.is_dir():
-        raise FileNotFoundError(f"not a YOLO-format dataset: {images_dir} does not exist")
+        raise LabelFormatError(f"not a YOLO-format dataset: {images_dir} does not exist")
     data_yaml = root / "data.yaml"
     if data_yaml.exists():
         names = yaml.safe_load(data_yaml.read_text()).get("names")
         if isinstance(names, dict):
             names = [names[k] for k in sorted(names)]
         if names is not None and list(names) != list(CLASS_NAMES):
-            raise ValueError(f"{data_yaml}: class names {names} differ from {list(CLASS_NAMES)}")
+            raise LabelFormatError(f"{data_yaml}: class names {names} differ from {list(CLASS_NAMES)}")
     items = []
     for image_path in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         with Image.open(image_path) as im:
@@ -69,5 +69,5 @@ def read_dataset(root: str | Path) -> list[LabelledImage]:
         boxes, ids = read_label_file(root / "labels" / f"{image_path.stem}.txt", width, height)
         items.append(LabelledImage(image_path, width, height, boxes, ids))
     if not items:
-        raise FileNotFoundError(f"no images found in {images_dir}")
+        raise LabelFormatError(f"no images found in {images_dir}")
     return items

@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..boxes import LabelFormatError, format_label_lines, parse_label_lines
 from ..classes import NUM_CLASSES
+from ..errors import UserError
 
 MAX_ITEM_BYTES = 1_000_000  # a 400x400 drawing is ~10-40 kB as PNG
 MAX_TOTAL_BYTES = 2_000_000_000
@@ -27,7 +28,7 @@ ITEM_KINDS = ("confirmed", "corrected")
 _ITEM_ID = re.compile(r"[0-9a-f]{32}")
 
 
-class FeedbackError(ValueError):
+class FeedbackError(UserError, ValueError):
     """A submission that cannot be stored (corrupt, oversized, bad labels, storage failed);
     the message is meant for the user."""
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ..classes import CLASS_NAMES
+from ..errors import UserError
 from ..preprocess import INPUT_SCALE, PAD_VALUE
 from .config import ModelConfig
 from .yolo import YOLO, build_model
@@ -17,7 +18,7 @@ from .yolo import YOLO, build_model
 FORMAT = "digit-detector/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """The weights file is missing, corrupted or not a digit-detector checkpoint."""
 
 

@@ -9,9 +9,14 @@ from typing import Any
 import yaml
 
 from ..classes import NUM_CLASSES
+from ..errors import UserError
 
 MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 BACKBONES = ("darknet", "tiny")
+
+
+class ConfigError(UserError, ValueError):
+    """A model config that cannot describe a model (unknown or missing keys, bad shapes)."""
 
 
 @dataclass(frozen=True)
@@ -43,16 +48,16 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
-            raise ValueError(f"{self.name}: backbone must be one of {BACKBONES}, got {self.backbone!r}")
+            raise ConfigError(f"{self.name}: backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if len(self.stage_channels) != len(self.stage_blocks):
-            raise ValueError(f"{self.name}: stage_channels and stage_blocks differ in length")
+            raise ConfigError(f"{self.name}: stage_channels and stage_blocks differ in length")
         n = len(self.strides)
         if not (len(self.head_channels) == len(self.anchors) == n):
-            raise ValueError(f"{self.name}: strides, head_channels and anchors need one entry per scale")
+            raise ConfigError(f"{self.name}: strides, head_channels and anchors need one entry per scale")
         if len({len(a) for a in self.anchors}) != 1:
-            raise ValueError(f"{self.name}: every scale needs the same number of anchors")
+            raise ConfigError(f"{self.name}: every scale needs the same number of anchors")
         if self.input_size % max(self.strides):
-            raise ValueError(f"{self.name}: input_size must be a multiple of the largest stride")
+            raise ConfigError(f"{self.name}: input_size must be a multiple of the largest stride")
 
     @property
     def num_anchors(self) -> int:
@@ -72,7 +77,7 @@ class ModelConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+            raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
         required = {
             "name",
             "backbone",
@@ -86,7 +91,7 @@ class ModelConfig:
         }
         missing = required - set(d)
         if missing:
-            raise ValueError(f"model config is missing keys: {sorted(missing)}")
+            raise ConfigError(f"model config is missing keys: {sorted(missing)}")
         return cls(
             name=str(d["name"]),
             backbone=str(d["backbone"]),
@@ -111,10 +116,10 @@ def load_config(path_or_name: str | Path) -> ModelConfig:
     if not path.exists() and not path.suffix:
         path = MODELS_DIR / f"{path_or_name}.yaml"
     if not path.exists():
-        raise FileNotFoundError(f"model config not found: {path}")
+        raise ConfigError(f"model config not found: {path}")
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level")
     return ModelConfig.from_dict(data)
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .blocks import ConvBNAct, Residual
-from .config import ModelConfig
+from .config import ConfigError, ModelConfig
 
 
 class DarknetBackbone(nn.Module):
@@ -146,7 +146,7 @@ class YOLO(nn.Module):
         self.backbone = DarknetBackbone(cfg) if cfg.backbone == "darknet" else TinyBackbone(cfg)
         missing = [s for s in cfg.strides if s not in self.backbone.out_channels]
         if missing:
-            raise ValueError(f"{cfg.name}: backbone has no feature map at stride {missing}")
+            raise ConfigError(f"{cfg.name}: backbone has no feature map at stride {missing}")
         self.head = YOLOHead(cfg, self.backbone.out_channels)
         self.detect = Detect(cfg)
         self._init_prediction_bias()
