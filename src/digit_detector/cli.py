@@ -9,6 +9,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import UserError
 from .postprocess import CENSORED_CONF, DEFAULT_CONF, DEFAULT_IOU, EVAL_CONF
@@ -56,7 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digit-detector", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _add_data,
+        _add_anchors,
+        _add_train,
+        _add_evaluate,
+        _add_report,
+        _add_export,
+        _add_predict,
+        _add_bench,
+    ):
+        add(sub)
+    return parser
 
+
+def _add_data(sub: Any) -> None:
+    """`data generate|preview|bench|export-feedback|lookalikes`"""
     data = sub.add_parser("data", help="generate, preview and benchmark training scenes")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     for name, help_text in (
@@ -82,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--n", type=_positive_int, default=16)
         else:
             p.add_argument("--n", type=_positive_int, default=1000)
+    _add_export_feedback(data_sub)
+    _add_lookalikes(data_sub)
 
+
+def _add_export_feedback(data_sub: Any) -> None:
+    """`data export-feedback`"""
     fb = data_sub.add_parser("export-feedback", help="write donated drawings as a YOLO-format dataset")
     fb.add_argument("--out", required=True, type=Path)
     fb.add_argument(
@@ -94,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="local store folder (default: $DIGIT_DETECTOR_FEEDBACK_DIR or ./feedback)",
     )
 
+
+def _add_lookalikes(data_sub: Any) -> None:
+    """`data lookalikes`"""
     look = data_sub.add_parser(
         "lookalikes", help="find 'other' drawings that look like a digit (the loader leaves them out)"
     )
@@ -105,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument("--epochs", type=_positive_int, default=3)
     look.add_argument("--seed", type=int, default=0)
 
+
+def _add_anchors(sub: Any) -> None:
+    """`anchors`"""
     anchors = sub.add_parser("anchors", help="fit anchors to training boxes (k-means, IoU distance)")
     anchors.add_argument("--config", required=True, help="models/X.yaml")
     anchors.add_argument("--data-dir", default=None)
@@ -112,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     anchors.add_argument("--seed", type=int, default=0)
     anchors.add_argument("--write", action="store_true", help="store the anchors in the config file")
 
+
+def _add_train(sub: Any) -> None:
+    """`train`"""
     train = sub.add_parser(
         "train",
         help="train a model from scratch (or fine-tune / resume)",
@@ -153,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _add_evaluate(sub: Any) -> None:
+    """`evaluate`"""
     ev = sub.add_parser("evaluate", help="COCO metrics, PR curves and confusion matrix on a YOLO dir")
     ev.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
     ev.add_argument("--data", required=True, help="YOLO-format folder (images/, labels/)")
@@ -164,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="threshold for recall and the confusion matrix (default: best F1)",
     )
 
+
+def _add_report(sub: Any) -> None:
+    """`report`"""
     rp = sub.add_parser(
         "report",
         help="held-out groups: per-group mAP, numbers read, doodles pixelated, censored threshold sweep",
@@ -175,10 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--censored-conf", type=_probability, default=None, help="app threshold to report at")
     rp.add_argument("--out", type=Path, default=Path("runs/report"), help="report folder")
 
+
+def _add_export(sub: Any) -> None:
+    """`export`"""
     ex = sub.add_parser("export", help="torch checkpoint -> ONNX, with a parity check")
     ex.add_argument("--weights", required=True, help="checkpoint .pt")
     ex.add_argument("--out", required=True, help="output .onnx")
 
+
+def _add_predict(sub: Any) -> None:
+    """`predict`"""
     pr = sub.add_parser(
         "predict",
         help="detect on image files: by default exactly what the app shows",
@@ -200,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
 
+
+def _add_bench(sub: Any) -> None:
+    """`bench`"""
     be = sub.add_parser("bench", help="latency, cold start, memory, size; YOLOv3 speed-up")
     be.add_argument("--weights", default=None)
     be.add_argument("--runs", type=_positive_int, default=200)
@@ -221,7 +266,6 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--train-steps", type=_positive_int, default=40)
     be.add_argument("--data-dir", default=None)
     be.add_argument("--json", action="store_true")
-    return parser
 
 
 class UsageError(UserError):
