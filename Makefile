@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8501
 
-.PHONY: install run test lint bench clean-venv
+.PHONY: install run test lint bench mutate clean-venv
 
 # Reinstalls only when a requirements or project file changed since the last install.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -26,6 +26,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/pre-commit run --all-files
+
+# Mutation testing (pyproject's [tool.mutmut]): postprocess, render, analysis, metrics, image_io,
+# boxes. Results stay in mutants/ (git-ignored); `mutmut browse` shows each survivor.
+mutate: $(STAMP)
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
 
 bench: $(STAMP)
 	$(BIN)/digit-detector bench --family

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,38 @@ from digit_detector.data.strokes import write_stroke_file
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_ONNX = REPO / "src" / "digit_detector" / "weights" / "digit-detector.onnx"
 SHIPPED_PT = REPO / "weights" / "digit-detector.pt"
+
+
+CACHES = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+NOT_WALKED = (".venv/", "mutants/", "runs/")  # large folders, or written by local training runs
+
+
+def _files_outside_git() -> set[str] | None:
+    """Untracked and ignored files of the checkout, folders expanded (None outside git)."""
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        return None
+    files = set()
+    for line in out.stdout.splitlines():
+        path = line[3:]
+        if line[:2] not in ("??", "!!") or any(c in path for c in CACHES) or path in NOT_WALKED:
+            continue
+        found = (
+            [path] if not path.endswith("/") else [str(f.relative_to(REPO)) for f in (REPO / path).rglob("*")]
+        )
+        files.update(f for f in found if not any(c in f for c in CACHES))
+    return files
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tests_write_only_to_temporary_folders() -> Iterator[None]:
+    before = _files_outside_git()
+    yield
+    after = _files_outside_git()
+    if before is not None and after is not None:
+        assert not after - before, f"the tests wrote into the repository: {sorted(after - before)}"
 
 
 def fixture_strokes(label: str, rng: np.random.Generator) -> list[list[list[float]]]:
