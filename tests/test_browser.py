@@ -163,6 +163,8 @@ def test_touch_stroke_from_the_top_right_corner_leaves_ink(app_url: str, browser
     """The toolbar once sat invisible over this corner and swallowed such strokes (or fired
     Undo). It is pinned above the canvas now, visible on a phone."""
     page, canvas = open_canvas(browser, app_url, **IPHONE)
+    page.locator("style#pinned-toolbar").first.wait_for(state="attached", timeout=10_000)
+    page.wait_for_timeout(200)  # one layout
     box = canvas.bounding_box()
     toolbar = page.locator(".dc-toolbar").first.bounding_box()  # with its padding
     assert toolbar is not None and toolbar["y"] + toolbar["height"] <= box["y"] + 1, (toolbar, box)
