@@ -263,3 +263,36 @@ def test_report_command_runs_on_the_fixture_strokes(
     assert report["groups"]["numbers"]["images"] == 3 and report["groups"]["numbers"]["map50"] is not None
     assert report["groups"]["unseen_doodles"]["images"] == 0  # the fixture has no doodles
     assert (out / "report.md").read_text().startswith("Weights")
+
+
+def test_predict_at_its_defaults_shows_what_the_page_shows(
+    stroke_dir: Path, onnx_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kills: the CLI and the page deciding differently (thresholds, suppression, order)."""
+    import json
+
+    from digit_detector.cli import main
+    from digit_detector.data.compose import SceneComposer
+    from digit_detector.data.strokes import load_drawings
+
+    composer = SceneComposer.from_drawings(load_drawings(stroke_dir))
+    rng = np.random.default_rng(3)
+    canvases, paths = [], []
+    for i in range(12):
+        gray = composer.compose(rng).image
+        rgba = np.zeros((*gray.shape, 4), np.uint8)
+        rgba[..., 3] = 255 - gray  # black ink on a transparent canvas, as the app receives it
+        path = tmp_path / f"canvas{i}.png"
+        Image.fromarray(rgba, "RGBA").save(path)
+        canvases.append(rgba)
+        paths.append(str(path))
+    assert main(["predict", "--json", "--weights", str(onnx_weights), *paths]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    detector = Detector(onnx_weights)
+    shown = 0
+    for canvas, result in zip(canvases, printed, strict=True):
+        page = analyse(canvas, detector)
+        assert [d.to_dict() for d in page.detections] == result["detections"]
+        assert page.numbers == result["numbers"]
+        shown += len(page.detections)
+    assert shown >= 12, "the comparison must cover real detections"

@@ -124,3 +124,55 @@ def test_blank_canvas_detection() -> None:
     drawn[10:20, 10:12, 3] = 255
     assert not is_blank(drawn)
     assert to_gray_on_white(drawn)[15, 11] == 0
+
+
+def _digit_mask(label: str = "7", size: tuple[int, int] = (400, 300), stroke: float = 10.0) -> np.ndarray:
+    """True where a rendered digit's ink is (from the shared test renderer)."""
+    from .conftest import render_digit_canvas
+
+    return render_digit_canvas(label, size=size, stroke=stroke, box=(150, 60, 260, 250))[..., 3] > 128
+
+
+def test_a_plain_canvas_passes_unchanged() -> None:
+    gray = np.full((300, 400), 255, np.uint8)
+    gray[_digit_mask()] = 0
+    assert to_gray_on_white(gray) is gray  # not even copied
+    rgb = np.stack([gray] * 3, axis=2)
+    np.testing.assert_array_equal(to_gray_on_white(rgb), gray)
+
+
+def test_ink_on_a_lit_gradient_becomes_ink_on_white_paper() -> None:
+    mask = _digit_mask()
+    paper = np.tile(np.linspace(110, 235, 400), (300, 1))  # a photo lit from the right
+    photo = np.where(mask, paper * 0.25, paper).astype(np.uint8)
+    out = to_gray_on_white(photo)
+    assert np.percentile(out[~mask], 5) >= 250, "the shading must be gone"
+    assert np.median(out[mask]) < 80, "the ink must stay dark"
+
+
+def test_white_on_black_is_inverted() -> None:
+    mask = _digit_mask()
+    board = np.where(mask, 240, 15).astype(np.uint8)
+    out = to_gray_on_white(np.stack([board] * 3, axis=2))
+    assert np.median(out[~mask]) >= 235 and np.median(out[mask]) <= 30
+
+
+def test_blue_ballpoint_on_lined_paper_keeps_the_ink_and_drops_the_lines() -> None:
+    mask = _digit_mask()
+    page = np.full((300, 400, 3), (250, 249, 242), np.uint8)
+    lines = np.zeros((300, 400), bool)
+    lines[::28] = lines[1::28] = True
+    page[lines & ~mask] = (170, 200, 240)  # light blue rules
+    page[mask] = (25, 45, 150)  # blue ballpoint
+    out = to_gray_on_white(page)
+    assert np.percentile(out[lines & ~mask], 10) >= 235, "ruled lines must turn to paper"
+    assert np.median(out[mask]) < 90
+
+
+def test_a_one_pixel_stroke_on_a_large_canvas_stays_visible_in_the_letterbox() -> None:
+    canvas = np.full((800, 1100), 255, np.uint8)
+    canvas[200:600, 550] = 0  # a 1-px "1", shrunk ~5.7x into 192 px
+    square, _ = letterbox_gray(canvas)
+    assert square.min() <= 10, "ink normalisation makes the faint line black"
+    blank, _ = letterbox_gray(np.full((800, 1100), 250, np.uint8))
+    assert blank.min() == 250, "paper without ink is left alone"

@@ -27,6 +27,7 @@ INPUT_SCALE = 1.0 / 255.0  # uint8 gray -> float input; training applies the sam
 # than FAINTEST_INK (paper, specks, noise) are left alone.
 MAX_INK_GAIN = 6.0
 FAINTEST_INK = 235
+FAINT_SHARE = 0.03  # above this share of light-grey pixels, white paper is cleaned too (ruled lines)
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,9 @@ def clean_background(gray: np.ndarray) -> np.ndarray:
     # Paper estimate: a max filter removes ink up to ~7 small pixels (112 px) wide, a blur smooths it.
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
     paper = cv2.blur(cv2.dilate(small, kernel), (5, 5))
-    if np.percentile(paper, 2) >= 230 and np.median(gray) >= 230:
-        return gray
+    faint = cv2.countNonZero(cv2.inRange(gray, 150, 234)) / gray.size  # ruled lines, pencil, shading
+    if np.percentile(paper, 2) >= 230 and np.median(gray) >= 230 and faint < FAINT_SHARE:
+        return gray  # white paper, dark ink: a canvas or a clean scan
     paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
     flat = cv2.divide(gray, np.maximum(paper, 1), scale=255)
     # What is within ~25% of the paper's brightness (shading left over, faint ruled lines) is
