@@ -55,16 +55,16 @@ class SceneConfig:
     kinds: tuple[str, ...] = ("single", "number", "scatter", "mixed", "blank", "specks")
     kind_weights: tuple[float, ...] = (0.42, 0.25, 0.13, 0.12, 0.04, 0.04)
     # Per-object class mix: digits, other, censored.
-    digit_weight: float = 0.64
-    other_weight: float = 0.23
-    censored_weight: float = 0.13
+    digit_weight: float = 0.62
+    other_weight: float = 0.26
+    censored_weight: float = 0.12
     # Share of each class's samples per source (the rest of the class: sqrt(count) weighting).
-    # Doodles are half of "other", so doodles of "other" appear about as often as censored
+    # Doodles are over half of "other", so doodles of "other" appear more often than censored
     # doodles and the doodle style alone cannot tell the two classes apart.
     source_shares: tuple[tuple[str, float], ...] = (
-        ("quickdraw_other", 0.2),
-        ("quickdraw_more_other", 0.22),
-        ("quickdraw_hard_negatives", 0.06),
+        ("quickdraw_other", 0.22),
+        ("quickdraw_more_other", 0.26),
+        ("quickdraw_hard_negatives", 0.08),
         ("other_procedural", 0.08),
     )
     min_object_input_px: float = 12.0  # smallest object side after letterboxing to 192
