@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from .boxes import box_iou
@@ -29,8 +30,9 @@ from .data.strokes import Drawing
 from .inference import Detector
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
 from .preprocess import letterbox_gray, to_model_input
-from .render import read_numbers
+from .render import annotate, read_numbers
 
+MAX_FAILURES = 24  # per doodle group, drawn in failures_<group>.png
 SINGLE_DOODLE_GROUPS = ("unseen_doodles", "seen_doodles", "real_obscene")  # rates, not mAP
 THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.05), 2))
 MAX_ORDINARY_PIXELATED = 0.02  # the censored threshold is the lowest that pixelates <= 2% of doodles
@@ -118,6 +120,7 @@ class GroupResult:
     read_as_digit: float = 0.0  # share of canvases without digits where a digit is shown
     double_labels: int = 0  # non-censored pairs shown on one object (IoU > 0.5)
     max_censored: list[float] = field(default_factory=list, repr=False)
+    failures: list[tuple[np.ndarray, list[Detection]]] = field(default_factory=list, repr=False)
 
 
 def _truth_numbers(scene: Scene) -> list[str]:
@@ -165,7 +168,13 @@ def run_group(
         shown = [d for d in shown if d.class_id != CENSORED_ID or d.score >= detector.censored_conf]
         truths.append(ImageTruth(scene.boxes, scene.class_ids))
         preds.append(_as_prediction(detector.decide(raw, letterbox.to_source, all_candidates=True)))
-        pixelated += any(d.class_id == CENSORED_ID for d in shown)
+        censored_shown = any(d.class_id == CENSORED_ID for d in shown)
+        pixelated += censored_shown
+        wrong = censored_shown != (group.name == "real_obscene") or (
+            group.name.endswith("doodles") and any(d.is_digit for d in shown)
+        )
+        if wrong and group.name in SINGLE_DOODLE_GROUPS and len(result.failures) < MAX_FAILURES:
+            result.failures.append((scene.image, shown))
         if not any(int(c) in DIGIT_IDS for c in scene.class_ids):
             no_digit += 1
             digit_shown += any(d.is_digit for d in shown)
@@ -228,9 +237,24 @@ def generalisation_report(
             from .plots import plot_censored_sweep
 
             plot_censored_sweep(sweep, detector.censored_conf, out / "censored_threshold.png")
+            for name in SINGLE_DOODLE_GROUPS:
+                failure_sheet(results[name].failures).save(out / f"failures_{name}.png")
         except Exception as exc:  # a plot must never lose the numbers
             print(f"could not plot the censored sweep: {exc}")
     return report
+
+
+def failure_sheet(
+    failures: Sequence[tuple[np.ndarray, list[Detection]]], cols: int = 8, tile: int = 150
+) -> Image.Image:
+    """Each failing canvas as the app shows it (boxes, labels, pixelation), in a grid."""
+    rows = max(1, -(-len(failures) // cols))
+    sheet = Image.new("RGB", (cols * tile, rows * tile), (235, 235, 235))
+    for k, (image, shown) in enumerate(failures):
+        picture = annotate(image, shown, display_width=tile * 2)
+        picture.thumbnail((tile - 6, tile - 6))
+        sheet.paste(picture, ((k % cols) * tile + 3, (k // cols) * tile + 3))
+    return sheet
 
 
 def _pct(x: float | None) -> str:
