@@ -67,7 +67,7 @@ class SceneConfig:
         ("quickdraw_hard_negatives", 0.08),
         ("other_procedural", 0.08),
     )
-    min_object_input_px: float = 12.0  # smallest object side after letterboxing to 192
+    min_object_input_px: float = 10.0  # smallest object side after letterboxing to 192
     input_size: int = 192
     # Digit height range of "number" layouts in canvas px (None: from the canvas and the row).
     number_digit_height: tuple[float, float] | None = None
