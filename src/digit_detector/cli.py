@@ -248,6 +248,7 @@ def _add_bench(sub: Any) -> None:
     be = sub.add_parser("bench", help="latency, cold start, memory, size; YOLOv3 speed-up")
     be.add_argument("--weights", default=None)
     be.add_argument("--runs", type=_positive_int, default=200)
+    be.add_argument("--repeat", type=_positive_int, default=3, help="rounds; medians and ranges are printed")
     be.add_argument(
         "--family",
         nargs="*",
@@ -489,24 +490,36 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_family, bench_serving, bench_training_processes, yolov3_forward_ms
+def _print_serving(serving: dict[str, Any]) -> None:
+    s, last = serving["summary"], serving["last"]
 
-    serving = bench_serving(args.weights, args.runs)
-    full_ms = yolov3_forward_ms()
-    out = {
-        "serving": serving,
-        "yolov3_forward_ms_p50": full_ms,
-        "speedup_vs_yolov3_forward": full_ms / serving["predict_ms"]["p50"],
-    }
+    def fig(key: str, unit: str, digits: int = 2) -> str:
+        v = s[key]
+        return f"{v['median']:.{digits}f} {unit} (rounds {v['min']:.{digits}f}-{v['max']:.{digits}f})"
+
+    print(f"CPU: {serving['cpu']}; {len(serving['rounds'])} rounds, medians (range over rounds)")
+    print(f"weights: {last['weights']} ({last['weights_mb']:.2f} MB)")
+    predict = f"p50 {fig('predict_p50_ms', 'ms')}, p95 {fig('predict_p95_ms', 'ms')}"
+    print(f"end-to-end predict, 400x400 canvas: {predict}")
+    interaction = f"p50 {fig('interaction_p50_ms', 'ms')}"
+    print(f"app interaction (predict, drawing, numbers, feedback proposals): {interaction}")
+    print(f"cold start (process start -> first prediction, timed to exit): {fig('cold_start_s', 's')}")
+    print(
+        f"serving process peak RSS: {fig('peak_rss_mb', 'MB', 0)} (torch imported: {last['torch_imported']}, "
+        f"matplotlib imported: {last['matplotlib_imported']})"
+    )
+    print(
+        f"full YOLOv3 forward (torch, random init, 192x192): p50 {fig('yolov3_forward_ms', 'ms', 1)}; "
+        f"{fig('speedup_vs_yolov3_forward', 'x', 1)} slower than our end-to-end predict (same round)"
+    )
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_family, bench_training_processes, repeated_serving
+
+    out: dict[str, Any] = {"serving": repeated_serving(args.weights, args.runs, args.repeat)}
     if args.family is not None:
-        names = args.family or [
-            "yolov3-pico",
-            "yolov3-nano",
-            "yolov3-small",
-            "yolov3-tiny",
-            "yolov3",
-        ]
+        names = args.family or ["yolov3-pico", "yolov3-nano", "yolov3-small", "yolov3-tiny", "yolov3"]
         out["family"] = bench_family(names)
     if args.train_procs:
         out["training_processes"] = bench_training_processes(
@@ -515,25 +528,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    s = serving
-    print(f"weights: {s['weights']} ({s['weights_mb']:.2f} MB)")
-    print(
-        f"end-to-end predict, 400x400 canvas: p50 {s['predict_ms']['p50']:.2f} ms, "
-        f"p95 {s['predict_ms']['p95']:.2f} ms"
-    )
-    print(
-        f"app interaction (predict + draw + numbers + feedback proposals): "
-        f"p50 {s['interaction_ms']['p50']:.2f} ms, p95 {s['interaction_ms']['p95']:.2f} ms"
-    )
-    print(f"cold start (process start -> first prediction, timed to exit): {s['cold_start_s']:.2f} s")
-    print(
-        f"serving process peak RSS: {s['peak_rss_mb']:.0f} MB (torch imported: {s['torch_imported']}, "
-        f"matplotlib imported: {s['matplotlib_imported']})"
-    )
-    print(
-        f"full YOLOv3 forward (torch, random init, 192x192): p50 {full_ms:.1f} ms -> "
-        f"{out['speedup_vs_yolov3_forward']:.1f}x slower than our end-to-end predict"
-    )
+    _print_serving(out["serving"])
     if "family" in out:
         print(f"{'config':<14}{'params':>12}{'GFLOPs@192':>12}{'fwd ms':>9}{'train img/s':>13}")
         for row in out["family"]:
