@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -56,13 +57,7 @@ def plot_pr_curves(recall: np.ndarray, precision: np.ndarray, out: Path, ap50: d
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
-    ax.set_title("Precision-recall at IoU 0.5")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, ax, out, "Precision-recall at IoU 0.5", legend="lower left")
 
 
 def plot_confusion(matrix: np.ndarray, out: Path, conf: float) -> None:
@@ -111,10 +106,15 @@ def plot_censored_sweep(sweep: list[dict[str, float]], chosen: float, out: Path)
     ax.axhline(0.95, color="tab:blue", linestyle=":", linewidth=1)
     ax.set_xlabel("censored score threshold")
     ax.set_ylabel("share of canvases pixelated")
+    _save(fig, ax, out, "Censored threshold: held-out real vs ordinary doodles", legend="center right")
+
+
+def _save(fig: Any, ax: Any, out: Path, title: str, legend: str) -> None:
+    """A shared-scale (0-1) line chart's finish: grid, legend, title, file."""
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center right")
-    ax.set_title("Censored threshold: held-out real vs ordinary doodles")
+    ax.legend(fontsize=8, loc=legend)
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
