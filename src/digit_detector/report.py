@@ -33,6 +33,7 @@ from .preprocess import letterbox_gray, to_model_input
 from .render import annotate, read_numbers
 
 MAX_FAILURES = 24  # per doodle group, drawn in failures_<group>.png
+LISTS = ("max_censored", "failures")  # per-canvas data, not in report.json
 SINGLE_DOODLE_GROUPS = ("unseen_doodles", "seen_doodles", "real_obscene")  # rates, not mAP
 THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.05), 2))
 MAX_ORDINARY_PIXELATED = 0.02  # the censored threshold is the lowest that pixelates <= 2% of doodles
@@ -224,7 +225,7 @@ def generalisation_report(
         "censored_conf": detector.censored_conf,
         "images_per_group": count,
         "seed": seed,
-        "groups": {k: {f: v for f, v in vars(r).items() if f != "max_censored"} for k, r in results.items()},
+        "groups": {k: {f: v for f, v in vars(r).items() if f not in LISTS} for k, r in results.items()},
         "censored_sweep": sweep,
         "suggested_censored_conf": choose_censored_threshold(sweep),
         "seconds": round(time.perf_counter() - start, 1),
