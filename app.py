@@ -84,7 +84,13 @@ export default function ({ parentElement, setStateValue }) {
 @st.cache_resource(show_spinner="Loading the detector...")
 def get_detector() -> Detector:
     detector = Detector()
-    warm_up(detector)  # the first visitor's first stroke should not pay for the first run
+    # The first visitor's first stroke should not pay for first runs: the model's, the
+    # drawing code's, and the table's conversion (pandas and Arrow are imported on first use).
+    warm_up(detector)
+    import pandas as pd
+    import pyarrow as pa
+
+    pa.Table.from_pandas(pd.DataFrame([{"box": 1, "label": "7", "score": 0.5}]))
     return detector
 
 
@@ -207,25 +213,21 @@ def results_ui(analysis: Analysis, elapsed_ms: float, key: str) -> None:
             st.code(line, language=None)
     else:
         st.markdown("No digits read." if analysis.detections else "-")
+    png = b""
     if analysis.annotated is not None:
-        st.image(
-            analysis.annotated,
-            caption="Detections, numbered in reading order",
-            alt=alt_text(analysis),
-            output_format="PNG",  # line art: JPEG would blur the strokes and labels
-        )
+        buffer = io.BytesIO()
+        analysis.annotated.save(buffer, format="PNG", compress_level=1)  # line art: PNG, not JPEG
+        png = buffer.getvalue()  # shown and offered for download: encoded once
+        st.image(png, caption="Detections, numbered in reading order", alt=alt_text(analysis))
     if analysis.censor_note:
         st.info(analysis.censor_note)
     if analysis.message:
         st.warning(analysis.message)
     if analysis.detections:
         st.table(analysis.table(), hide_index=True)
-        buffer = io.BytesIO()
-        assert analysis.annotated is not None
-        analysis.annotated.save(buffer, format="PNG")
         st.download_button(
             "Download annotated image",
-            buffer.getvalue(),
+            png,
             file_name="detections.png",
             mime="image/png",
             key=f"download-{key}",
@@ -273,7 +275,10 @@ def feedback_ui(analysis: Analysis) -> None:
         return  # turned off by DIGIT_DETECTOR_FEEDBACK=off
     gray = analysis.gray
     digest = hashlib.sha1(gray.tobytes()).hexdigest()[:12]
-    with st.expander("Is this right? Help improve the model", key="feedback-open", on_change="rerun"):
+    box = st.expander("Is this right? Help improve the model", key="feedback-open", on_change="rerun")
+    if not box.open:
+        return  # its widgets and the ink proposals cost a third of a run: only when opened
+    with box:
         labelled: list[tuple[tuple[float, float, float, float], int]] = []
         corrected = False
         options = [*CLASS_NAMES, NOT_AN_OBJECT]

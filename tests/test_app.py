@@ -51,6 +51,7 @@ def page(monkeypatch: pytest.MonkeyPatch, onnx_weights: Path, tmp_path: Path):  
     def run(canvas: np.ndarray | None = None, upload: bytes | None = None) -> AppTest:
         state["canvas"], state["upload"] = canvas, upload
         at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["feedback-open"] = True  # "Is this right?" opened, as a visitor would
         at.run()
         assert not at.exception, at.exception
         return at
