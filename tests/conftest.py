@@ -22,7 +22,11 @@ NOT_WALKED = (".venv/", "mutants/", "runs/")  # large folders, or written by loc
 
 
 def _files_outside_git() -> set[str] | None:
-    """Untracked and ignored files of the checkout, folders expanded (None outside git)."""
+    """Untracked and ignored files of the checkout, folders expanded (None when this is not
+    the top of a git checkout, e.g. mutmut's copy in mutants/)."""
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=REPO, capture_output=True, text=True)
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != REPO.resolve():
+        return None
     out = subprocess.run(
         ["git", "status", "--porcelain", "--ignored"], cwd=REPO, capture_output=True, text=True, check=False
     )
