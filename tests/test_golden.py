@@ -224,7 +224,7 @@ def test_image_io_limits_and_orientation(tmp_path: Path) -> None:
         load_image(path, max_bytes=1000)
 
 
-def test_censored_threshold_is_the_lowest_that_spares_ordinary_doodles() -> None:
+def test_censored_threshold_separates_obscene_from_ordinary_doodles_best() -> None:
     from digit_detector.report import censored_sweep, choose_censored_threshold
 
     obscene = [0.9, 0.8, 0.6, 0.4, 0.12]
@@ -233,10 +233,12 @@ def test_censored_threshold_is_the_lowest_that_spares_ordinary_doodles() -> None
     row = {r["threshold"]: r for r in sweep}
     assert row[0.1]["obscene_pixelated"] == 1.0 and row[0.1]["ordinary_pixelated"] == 0.01
     assert row[0.55]["obscene_pixelated"] == 0.6 and row[0.55]["ordinary_pixelated"] == 0.0
-    assert choose_censored_threshold(sweep)["threshold"] == 0.05  # 1% <= 2% already at 0.05
-    ordinary = [0.5] * 5 + [0.0] * 95  # 5% at 0.5
+    # J = 0.99 from 0.05 to 0.1; the tie goes to the higher threshold.
+    assert choose_censored_threshold(sweep)["threshold"] == 0.1
+    ordinary = [0.5] * 50 + [0.0] * 50  # half of the ordinary doodles score 0.5
     chosen = choose_censored_threshold(censored_sweep(obscene, ordinary))
-    assert chosen["threshold"] == 0.55 and chosen["obscene_pixelated"] == 0.6
+    # J: 1.0 - 0.5 at 0.1, 0.6 - 0 from 0.55 to 0.6 (the tie goes to 0.6)
+    assert chosen["threshold"] == 0.6 and chosen["obscene_pixelated"] == 0.6
 
 
 def test_report_command_runs_on_the_fixture_strokes(

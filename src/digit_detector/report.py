@@ -36,7 +36,6 @@ MAX_FAILURES = 24  # per doodle group, drawn in failures_<group>.png
 LISTS = ("max_censored", "failures")  # per-canvas data, not in report.json
 SINGLE_DOODLE_GROUPS = ("unseen_doodles", "seen_doodles", "real_obscene")  # rates, not mAP
 THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.05), 2))
-MAX_ORDINARY_PIXELATED = 0.02  # the censored threshold is the lowest that pixelates <= 2% of doodles
 
 
 @dataclass(frozen=True)
@@ -207,9 +206,13 @@ def censored_sweep(obscene: Sequence[float], ordinary: Sequence[float]) -> list[
 
 
 def choose_censored_threshold(sweep: Sequence[dict[str, float]]) -> dict[str, float]:
-    """The lowest threshold that pixelates at most MAX_ORDINARY_PIXELATED of ordinary doodles."""
-    ok = [row for row in sweep if row["ordinary_pixelated"] <= MAX_ORDINARY_PIXELATED]
-    return min(ok, key=lambda row: row["threshold"]) if ok else max(sweep, key=lambda row: row["threshold"])
+    """The threshold that separates the two sets best: the share of obscene doodles pixelated
+    minus the share of ordinary ones (Youden's J); a tie goes to the higher threshold (fewer
+    doodles pixelated). Where one threshold meets both goals (ordinary <= 2%, obscene >= 95%)
+    it has the highest J of all, so this rule picks it when it exists."""
+    return max(
+        sweep, key=lambda r: (round(r["obscene_pixelated"] - r["ordinary_pixelated"], 6), r["threshold"])
+    )
 
 
 def generalisation_report(
@@ -284,7 +287,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     s = report["suggested_censored_conf"]
     lines += [
         "",
-        f"Censored threshold from the sweep: {s['threshold']:.2f} (real obscene pixelated "
+        f"Censored threshold from the sweep (best separation, Youden J): {s['threshold']:.2f} (real obscene pixelated "
         f"{_pct(s['obscene_pixelated'])}, unseen ordinary doodles {_pct(s['ordinary_pixelated'])}).",
     ]
     return "\n".join(lines) + "\n"
