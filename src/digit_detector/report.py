@@ -287,7 +287,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     s = report["suggested_censored_conf"]
     lines += [
         "",
-        f"Censored threshold from the sweep (best separation, Youden J): {s['threshold']:.2f} (real obscene pixelated "
-        f"{_pct(s['obscene_pixelated'])}, unseen ordinary doodles {_pct(s['ordinary_pixelated'])}).",
+        f"Censored threshold from the sweep (best separation, Youden J): {s['threshold']:.2f} "
+        f"(real obscene pixelated {_pct(s['obscene_pixelated'])}, unseen ordinary doodles "
+        f"{_pct(s['ordinary_pixelated'])}).",
     ]
     return "\n".join(lines) + "\n"
