@@ -334,7 +334,7 @@ def draw_tab_ui(stroke: int, conf: float, size_name: str) -> None:
     left, right = (st.container(), st.container()) if wide else st.columns([1.15, 1], gap="medium")
     with left:
         image, size = canvas_ui(stroke, size_name)
-        analysis, ms = run_analysis(image, conf, display_width=min(size[0], 420))
+        analysis, ms = run_analysis(image, conf, display_width=size[0] if wide else min(size[0], 420))
         live_reading_ui(analysis)  # right under the canvas: in the first screen on a phone
         canvas_buttons_ui()
     with right:

@@ -166,3 +166,30 @@ def test_opt_out_stores_nothing(tmp_path: Path) -> None:
     assert submit(store, gray, [((100.0, 60.0, 280.0, 330.0), 3)], corrected=False, opted_in=False) is None
     assert store.ids() == []
     assert list((tmp_path / "fb" / "images").iterdir()) == []
+
+
+def test_messages_say_what_happened(page, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The slider hiding weak detections is not "nothing detected"; no download without boxes;
+    an oversized upload gets a sentence, not a tiny icon."""
+    from digit_detector.analysis import HIDDEN_BY_SLIDER
+
+    canvas = render_digit_canvas("7")
+    canvas[..., 3] = canvas[..., 3] // 6  # a faint drawing: weak detections only
+    at = page(canvas)
+    at.sidebar.slider[1].set_value(0.95).run()
+    assert not at.table, "this faint drawing scores below 0.95"
+    assert HIDDEN_BY_SLIDER in [w.value for w in at.warning], _texts(at)
+    assert not at.get("download_button")
+    at = page(None, upload=bytes(11 * 1024 * 1024))
+    assert any(e.value.startswith("The file is 11.5 MB, over the 10 MB limit") for e in at.error), _texts(at)
+    assert not any(e.value.startswith("upload") for e in at.error)
+
+
+def test_the_feedback_box_builds_nothing_until_opened(page) -> None:  # type: ignore[no-untyped-def]
+    at = AppTest.from_file(APP, default_timeout=60)
+    page.state["canvas"] = render_digit_canvas("7")
+    at.run()
+    assert not [s for s in at.selectbox if (s.key or "").startswith("fb-")]
+    at.session_state["feedback-open"] = True
+    at.run()
+    assert [s for s in at.selectbox if (s.key or "").startswith("fb-")]

@@ -27,7 +27,6 @@ INPUT_SCALE = 1.0 / 255.0  # uint8 gray -> float input; training applies the sam
 # than FAINTEST_INK (paper, specks, noise) are left alone.
 MAX_INK_GAIN = 6.0
 FAINTEST_INK = 235
-FAINT_SHARE = 0.03  # above this share of light-grey pixels, white paper is cleaned too (ruled lines)
 
 
 @dataclass(frozen=True)
@@ -119,8 +118,9 @@ def to_gray_on_white(image: Image.Image | np.ndarray) -> np.ndarray:
 
 def clean_background(gray: np.ndarray) -> np.ndarray:
     """An upload (no alpha) -> dark ink on white paper: light-on-dark images are inverted, and
-    uneven paper (a photo's shading, ruled lines) is divided out. Plain white paper with dark
-    ink, what the canvas and most scans give, comes back unchanged (the same array)."""
+    paper that is not white (a photo's shading, its ruled lines) is divided out. White paper,
+    what the canvas and clean scans give, comes back unchanged (the same array), faint
+    pencil strokes included."""
     height, width = gray.shape
     small = cv2.resize(gray, (max(1, width // 16), max(1, height // 16)), interpolation=cv2.INTER_AREA)
     border = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
@@ -129,9 +129,8 @@ def clean_background(gray: np.ndarray) -> np.ndarray:
     # Paper estimate: a max filter removes ink up to ~7 small pixels (112 px) wide, a blur smooths it.
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
     paper = cv2.blur(cv2.dilate(small, kernel), (5, 5))
-    faint = cv2.countNonZero(cv2.inRange(gray, 150, 234)) / gray.size  # ruled lines, pencil, shading
-    if np.percentile(paper, 2) >= 230 and np.median(gray) >= 230 and faint < FAINT_SHARE:
-        return gray  # white paper, dark ink: a canvas or a clean scan
+    if np.percentile(paper, 2) >= 230 and np.median(gray) >= 230:
+        return gray  # white paper: a canvas or a clean scan, where a faint stroke is a stroke
     paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
     flat = cv2.divide(gray, np.maximum(paper, 1), scale=255)
     # What is within ~25% of the paper's brightness (shading left over, faint ruled lines) is
@@ -197,7 +196,7 @@ def to_model_input(square: np.ndarray) -> np.ndarray:
     return np.stack([gray, gray, gray])
 
 
-def is_blank(image: Image.Image | np.ndarray, ink_threshold: int = 250, min_ink_pixels: int = 3) -> bool:
-    """True when the canvas has (almost) no ink: skip inference and show a hint instead."""
-    gray = to_gray_on_white(image)
+def is_blank(gray: np.ndarray, ink_threshold: int = 250, min_ink_pixels: int = 3) -> bool:
+    """True when a canvas already composited on white (`to_gray_on_white`) has (almost) no
+    ink: skip inference and show a hint instead."""
     return int(np.count_nonzero(gray < ink_threshold)) < min_ink_pixels
