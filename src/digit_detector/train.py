@@ -342,6 +342,11 @@ def build_optimizer(model: YOLO, cfg: TrainConfig) -> torch.optim.Optimizer:
 def _data(
     cfg: TrainConfig, ctx: DistContext, start_step: int
 ) -> tuple[DataLoader[Any], torch.Tensor | None, list[ImageTruth], dict[str, Any]]:
+    import cv2
+
+    # OpenCV's thread pool does not survive fork(): started here (the validation scenes resize
+    # large canvases), it deadlocks the data workers forked next. One thread in this process.
+    cv2.setNumThreads(1)
     t0 = time.time()
     drawings = load_drawings(cfg.data_dir, limit_per_file=cfg.limit_per_file) + procedural_others()
     train_drawings, val_drawings = split_drawings(drawings)
