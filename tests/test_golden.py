@@ -298,3 +298,36 @@ def test_predict_at_its_defaults_shows_what_the_page_shows(
         assert page.numbers == result["numbers"]
         shown += len(page.detections)
     assert shown >= 12, "the comparison must cover real detections"
+
+
+def test_confusion_matrix_and_recall_of_known_matches() -> None:
+    """Kills: a wrong threshold or IoU comparison, matching a truth twice, misplaced misses
+    or false positives, recall from the wrong cell."""
+    from digit_detector.metrics import match_at_threshold, recall_per_class
+
+    truth = ImageTruth(
+        np.array([[0, 0, 40, 80], [100, 0, 140, 80], [200, 0, 240, 80], [300, 0, 340, 80.0]]),
+        np.array([0, 1, OTHER_ID, 5]),
+    )
+    pred = ImagePrediction(
+        np.array(
+            [
+                [0, 0, 40, 80],  # the 0, right class
+                [1, 0, 41, 80],  # a second box on the same 0: a false positive
+                [100, 20, 140, 100],  # the 1 read as 7, IoU 60*40 / (2*3200 - 2400) = 0.6
+                [300, 0, 340, 80],  # the 5, but under the threshold
+                [400, 0, 440, 80.0],  # nothing there: a false positive 3
+            ]
+        ),
+        np.array([0.9, 0.8, 0.7, 0.4, 0.6]),
+        np.array([0, 0, 7, 5, 3]),
+    )
+    m = match_at_threshold([truth], [pred], conf=0.5)
+    background = m.shape[0] - 1
+    expected = {(0, 0): 1, (background, 0): 1, (1, 7): 1, (OTHER_ID, background): 1, (5, background): 1}
+    expected[(background, 3)] = 1
+    assert {(int(i), int(j)): int(m[i, j]) for i, j in zip(*np.nonzero(m), strict=True)} == expected
+    assert recall_per_class(m) == {"0": 1.0, "1": 0.0, "5": 0.0, "other": 0.0}
+    m = match_at_threshold([truth], [pred], conf=0.5, iou=0.61)  # the 7 no longer matches the 1
+    assert m[1, 7] == 0 and m[1, background] == 1 and m[background, 7] == 1
+    assert match_at_threshold([truth], [pred], conf=0.4)[5, 5] == 1  # 0.4 >= 0.4 counts
