@@ -28,7 +28,7 @@ from digit_detector.boxes import (
 )
 from digit_detector.classes import CENSORED_ID, CLASS_NAMES, OTHER_ID, Detection
 from digit_detector.image_io import MAX_PIXELS, ImageLoadError, load_image
-from digit_detector.metrics import ImagePrediction, ImageTruth, coco_evaluate
+from digit_detector.metrics import CocoResult, ImagePrediction, ImageTruth, coco_evaluate
 from digit_detector.model.loss import cxcywh_to_corners, xyxy_to_centre_size
 from digit_detector.render import read_numbers, reading_order
 
@@ -72,24 +72,54 @@ def test_one_exact_yolo_label_line() -> None:
             parse_label_lines(bad, 100, 50, len(CLASS_NAMES), where="f.txt")
 
 
-def _coco(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
-    result = coco_evaluate(
+def _coco(truth: np.ndarray, pred: np.ndarray) -> CocoResult:
+    """One class-0 box per image; images without a prediction get none."""
+    return coco_evaluate(
         [ImageTruth(truth[i : i + 1], np.array([0])) for i in range(len(truth))],
         [ImagePrediction(pred[i : i + 1], np.array([0.9]), np.array([0])) for i in range(len(pred))]
         + [ImagePrediction(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))] * (len(truth) - len(pred)),
     )
-    return result.map50, result.map50_95
 
 
 def test_coco_evaluation_of_known_cases() -> None:
-    """Kills: COCO boxes written as x1y1x2y2, a wrong IoU, a wrong area."""
+    """Kills: COCO boxes written as x1y1x2y2, a wrong IoU, the wrong slice of COCO's precision
+    array (IoU, area range, max detections), per-class APs or curves not filled in."""
     truth = np.array([[100.0, 100.0, 140.0, 180.0], [300.0, 50.0, 340.0, 130.0]])  # 40 x 80 each
-    assert _coco(truth, truth) == pytest.approx((1.0, 1.0))
+    perfect = _coco(truth, truth)
+    assert (perfect.map50, perfect.map50_95) == pytest.approx((1.0, 1.0))
+    assert perfect.ap50_per_class == pytest.approx({"0": 1.0}) and perfect.ap_per_class == pytest.approx(
+        {"0": 1.0}
+    )
+    np.testing.assert_allclose(perfect.recall_points, np.linspace(0, 1, 101))
+    assert perfect.pr_precision.shape == (101, len(CLASS_NAMES))
+    assert (perfect.pr_precision[:, 0] == 1).all() and (perfect.pr_precision[:, 1:] == -1).all()
     # Shifted down by 25 px: IoU = 40*55 / (2*3200 - 2200) = 0.524, a match at IoU 0.50 only.
-    shifted = truth + np.array([0, 25, 0, 25])
-    assert _coco(truth, shifted) == pytest.approx((1.0, 0.1))
+    shifted = _coco(truth, truth + np.array([0, 25, 0, 25]))
+    assert (shifted.map50, shifted.map50_95) == pytest.approx((1.0, 0.1))
+    assert shifted.ap_per_class == pytest.approx({"0": 0.1})
     # One of two found: recall 0.5 at precision 1: 51 of COCO's 101 recall points.
-    assert _coco(truth, truth[:1]) == pytest.approx((51 / 101, 51 / 101))
+    half = _coco(truth, truth[:1])
+    assert (half.map50, half.map50_95) == pytest.approx((51 / 101, 51 / 101))
+    np.testing.assert_allclose(half.pr_precision[:, 0], [1.0] * 51 + [0.0] * 50)
+    # Twelve objects in one image, all found: COCO's 100-detection setting sees them all.
+    many = np.array([[40.0 * i, 0, 40.0 * i + 30, 60] for i in range(12)])
+    crowd = coco_evaluate(
+        [ImageTruth(many, np.zeros(12, np.int64))],
+        [ImagePrediction(many, np.linspace(0.9, 0.5, 12), np.zeros(12, np.int64))],
+    )
+    assert crowd.map50 == pytest.approx(1.0)
+    nothing = coco_evaluate(
+        [ImageTruth(np.zeros((0, 4)), np.zeros(0, np.int64))],
+        [ImagePrediction(truth, np.array([0.9, 0.8]), np.array([0, 0]))],
+    )
+    assert (nothing.map50, nothing.map50_95, nothing.ap50_per_class, nothing.ap_per_class) == (
+        0.0,
+        0.0,
+        {},
+        {},
+    )
+    assert nothing.pr_precision.shape == (101, len(CLASS_NAMES)) and (nothing.pr_precision == -1).all()
+    np.testing.assert_allclose(nothing.recall_points, np.linspace(0, 1, 101))
 
 
 def _det(label: str, box: tuple[float, float, float, float], score: float = 0.9) -> Detection:
@@ -323,6 +353,7 @@ def test_confusion_matrix_and_recall_of_known_matches() -> None:
         np.array([0, 0, 7, 5, 3]),
     )
     m = match_at_threshold([truth], [pred], conf=0.5)
+    assert m.shape == (len(CLASS_NAMES) + 1, len(CLASS_NAMES) + 1) and m.dtype == np.int64
     background = m.shape[0] - 1
     expected = {(0, 0): 1, (background, 0): 1, (1, 7): 1, (OTHER_ID, background): 1, (5, background): 1}
     expected[(background, 3)] = 1
