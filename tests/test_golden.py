@@ -362,3 +362,27 @@ def test_confusion_matrix_and_recall_of_known_matches() -> None:
     m = match_at_threshold([truth], [pred], conf=0.5, iou=0.61)  # the 7 no longer matches the 1
     assert m[1, 7] == 0 and m[1, background] == 1 and m[background, 7] == 1
     assert match_at_threshold([truth], [pred], conf=0.4)[5, 5] == 1  # 0.4 >= 0.4 counts
+
+
+def test_confusion_matrix_counts_ties_and_order() -> None:
+    """Kills: counting with = instead of +=, IoU compared with > instead of >=, matching in
+    ascending score order."""
+    from digit_detector.metrics import match_at_threshold
+
+    truth = ImageTruth(np.array([[0, 0, 40, 80], [100, 0, 140, 80.0]]), np.array([3, 3]))
+    pred = ImagePrediction(
+        np.array([[0, 20, 40, 100], [100, 0, 140, 80], [101, 0, 141, 80.0]]),
+        np.array([0.9, 0.8, 0.7]),
+        np.array([3, 6, 3]),  # an IoU of exactly 0.6 matches at 0.6; 0.8 beats 0.7 to the truth
+    )
+    m = match_at_threshold([truth], [pred], conf=0.5, iou=0.6)
+    background = m.shape[0] - 1
+    assert m[3, 3] == 1 and m[3, 6] == 1 and m[background, 3] == 1 and m.sum() == 3
+    two = match_at_threshold([truth, truth], [pred, pred], conf=0.5, iou=0.6)
+    assert two[3, 3] == 2 and two[3, 6] == 2 and two[background, 3] == 2
+
+
+def test_box_coverage_of_uneven_boxes() -> None:
+    inner = np.array([[10.0, 20.0, 50.0, 30.0]])  # 40 x 10
+    outer = np.array([[30.0, 0.0, 100.0, 25.0], [0.0, 0.0, 5.0, 5.0]])  # covers 20 x 5 of it; none
+    np.testing.assert_allclose(box_coverage(inner, outer), [[100 / 400, 0.0]])
