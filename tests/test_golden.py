@@ -386,3 +386,32 @@ def test_box_coverage_of_uneven_boxes() -> None:
     inner = np.array([[10.0, 20.0, 50.0, 30.0]])  # 40 x 10
     outer = np.array([[30.0, 0.0, 100.0, 25.0], [0.0, 0.0, 5.0, 5.0]])  # covers 20 x 5 of it; none
     np.testing.assert_allclose(box_coverage(inner, outer), [[100 / 400, 0.0]])
+
+
+def test_confusion_matrix_with_empty_images_and_repeated_misses() -> None:
+    from digit_detector.metrics import match_at_threshold, recall_per_class
+
+    empty_truth = ImageTruth(np.zeros((0, 4)), np.zeros(0, np.int64))
+    one_pred = ImagePrediction(np.array([[0, 0, 10, 10.0]]), np.array([0.9]), np.array([4]))
+    no_pred = ImagePrediction(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
+    two_twos = ImageTruth(np.array([[0, 0, 10, 10], [20, 0, 30, 10.0]]), np.array([2, 2]))
+    m = match_at_threshold([empty_truth, two_twos], [one_pred, no_pred], conf=0.5)
+    background = m.shape[0] - 1
+    assert m[background, 4] == 1 and m[2, background] == 2 and m.sum() == 3
+    assert recall_per_class(m) == {"2": 0.0}
+    hit = match_at_threshold(
+        [two_twos], [ImagePrediction(two_twos.boxes[:1], np.array([0.9]), np.array([2]))], 0.5
+    )
+    assert recall_per_class(hit) == {"2": 0.5}
+
+
+def test_map_candidates_include_every_class() -> None:
+    from digit_detector.postprocess import postprocess_for_map
+
+    rows = np.zeros((2, 5 + len(CLASS_NAMES)), np.float32)
+    rows[0, :5] = (50, 50, 20, 40, 0.9)
+    rows[0, 5 + 0] = 0.9  # a "0"
+    rows[1, :5] = (150, 50, 20, 40, 0.9)
+    rows[1, 5 + CENSORED_ID] = 0.9
+    _, _, ids = postprocess_for_map(rows, conf=0.1)
+    assert sorted(ids.tolist()) == [0, CENSORED_ID]
