@@ -275,10 +275,10 @@ def feedback_ui(analysis: Analysis) -> None:
         return  # turned off by DIGIT_DETECTOR_FEEDBACK=off
     gray = analysis.gray
     digest = hashlib.sha1(gray.tobytes()).hexdigest()[:12]
-    box = st.expander("Is this right? Help improve the model", key="feedback-open", on_change="rerun")
-    if not box.open:
+    panel = st.expander("Is this right? Help improve the model", key="feedback-open", on_change="rerun")
+    if not panel.open:
         return  # its widgets and the ink proposals cost a third of a run: only when opened
-    with box:
+    with panel:
         labelled: list[tuple[tuple[float, float, float, float], int]] = []
         corrected = False
         options = [*CLASS_NAMES, NOT_AN_OBJECT]
