@@ -60,10 +60,11 @@ def analyse(
     if is_blank(gray):
         return Analysis(message=BLANK_HINT, blank=True)
     threshold = detector.conf if conf is None else conf
-    detections = reading_order(detector.predict_gray(gray, conf=threshold))
+    raw, to_source = detector.infer(gray)  # the model runs once; decisions are cheap
+    detections = reading_order(detector.decide(raw, to_source, conf=threshold))
     message = None
     if not detections:
-        weaker = detector.predict_gray(gray, conf=min(threshold, 0.1))
+        weaker = detector.decide(raw, to_source, conf=min(threshold, 0.1))
         message = HIDDEN_BY_SLIDER if weaker and threshold > 0.1 else NOTHING_FOUND
     return Analysis(
         detections=detections,

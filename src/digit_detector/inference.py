@@ -165,9 +165,14 @@ class Detector:
     ) -> list[Detection]:
         """`predict` for an image already converted by `to_gray_on_white` (the app converts
         once and passes the gray image on)."""
+        raw, to_source = self.infer(gray)
+        return self.decide(raw, to_source, conf, iou, censored_conf, all_candidates)
+
+    def infer(self, gray: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        """Letterbox and model, once: the decoded output (N, 5 + C) and the map of its boxes
+        back to `gray`'s pixels, for any number of `decide` calls."""
         square, letterbox = letterbox_gray(gray, self.input_size)
-        raw = self.raw(to_model_input(square))
-        return self.decide(raw, letterbox.to_source, conf, iou, censored_conf, all_candidates)
+        return self.raw(to_model_input(square)), letterbox.to_source
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The decoded model output (N, 5 + C) for one preprocessed (3, S, S) input."""

@@ -29,7 +29,6 @@ from .data.compose import Scene, SceneComposer, SceneConfig
 from .data.strokes import Drawing
 from .inference import Detector
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
-from .preprocess import letterbox_gray, to_model_input
 from .render import annotate, read_numbers
 
 MAX_FAILURES = 24  # per doodle group, drawn in failures_<group>.png
@@ -160,14 +159,13 @@ def run_group(
     pixelated = digit_shown = no_digit = 0
     for _ in tqdm(range(count), desc=group.name, unit="img", leave=False):
         scene = composer.compose(rng)
-        square, letterbox = letterbox_gray(scene.image, detector.input_size)
-        raw = detector.raw(to_model_input(square))
-        shown = detector.decide(raw, letterbox.to_source, censored_conf=0.01)
+        raw, to_source = detector.infer(scene.image)
+        shown = detector.decide(raw, to_source, censored_conf=0.01)
         censored = [d.score for d in shown if d.class_id == CENSORED_ID]
         result.max_censored.append(max(censored, default=0.0))
         shown = [d for d in shown if d.class_id != CENSORED_ID or d.score >= detector.censored_conf]
         truths.append(ImageTruth(scene.boxes, scene.class_ids))
-        preds.append(_as_prediction(detector.decide(raw, letterbox.to_source, all_candidates=True)))
+        preds.append(_as_prediction(detector.decide(raw, to_source, all_candidates=True)))
         censored_shown = any(d.class_id == CENSORED_ID for d in shown)
         pixelated += censored_shown
         wrong = censored_shown != (group.name == "real_obscene") or (
