@@ -254,11 +254,7 @@ class SceneComposer:
     def compose(self, rng: np.random.Generator) -> Scene:
         """A canvas at its full size, exactly as the app would send it (plus raster noise)."""
         layout = self.layout(rng)
-        image = render_layout(
-            layout, scale_x=1.0, scale_y=1.0, pad=(0, 0), shape=(layout.height, layout.width)
-        )
-        if self.noise is not None:
-            image = self.noise(image, rng)
+        image = self._draw(layout, rng)
         return Scene(image, layout.boxes(), layout.class_ids(), float(layout.stroke_width))
 
     def compose_letterboxed(self, rng: np.random.Generator) -> Scene:
@@ -274,19 +270,23 @@ class SceneComposer:
         layout = self.layout(rng)
         box = Letterbox.fit(layout.width, layout.height, self.config.input_size)
         if max(layout.width, layout.height) >= self.config.large_canvas:
+            image, _ = letterbox_gray(self._draw(layout, rng), self.config.input_size)
+        else:
+            # as letterbox_gray does in serving
+            image = normalise_ink(self._draw(layout, rng, box))
+        boxes = box.to_input(layout.boxes()).astype(np.float32)
+        return Scene(image, boxes, layout.class_ids(), float(layout.stroke_width))
+
+    def _draw(self, layout: Layout, rng: np.random.Generator, box: Letterbox | None = None) -> np.ndarray:
+        """The layout's strokes on white paper, at canvas size or into `box`'s square, then the
+        raster noise."""
+        if box is None:
             image = render_layout(layout, 1.0, 1.0, (0, 0), shape=(layout.height, layout.width))
-            if self.noise is not None:
-                image = self.noise(image, rng)
-            image, _ = letterbox_gray(image, self.config.input_size)
         else:
             image = render_layout(
                 layout, box.scale_x, box.scale_y, (box.pad_x, box.pad_y), shape=(box.size, box.size)
             )
-            if self.noise is not None:
-                image = self.noise(image, rng)
-            image = normalise_ink(image)  # as letterbox_gray does in serving
-        boxes = box.to_input(layout.boxes()).astype(np.float32)
-        return Scene(image, boxes, layout.class_ids(), float(layout.stroke_width))
+        return image if self.noise is None else self.noise(image, rng)
 
     # -- layouts: each returns objects with strokes in canvas px and a point box (radius 0) ----
 
