@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -228,14 +229,23 @@ def test_same_seed_same_scenes(drawings: list) -> None:
 
 
 def test_letterboxed_fast_path_matches_full_canvas_path(drawings: list) -> None:
-    """Training draws straight at 192 px; that must look like the canvas shrunk by `preprocess`."""
+    """Training draws straight at 192 px; that must look like the canvas framed and shrunk by
+    `preprocess`. The frame comes from the exact ink box in training and from the pixels in
+    serving, so boxes may differ by up to a pixel of the input."""
     composer = SceneComposer(DrawingPool(drawings))  # no raster noise: compare ink only
     for seed in range(10):
         full = composer.compose(np.random.default_rng(seed))
         fast = composer.compose_letterboxed(np.random.default_rng(seed))
         square, lb = letterbox_gray(full.image)
-        assert np.abs(square.astype(int) - fast.image.astype(int)).mean() < 4.0
-        np.testing.assert_allclose(lb.to_input(full.boxes), fast.boxes, atol=1e-3)
+        served, drawn = square < 128, fast.image < 128
+        assert served.any() == drawn.any()
+        if not served.any():
+            continue
+        near = np.ones((3, 3), np.uint8)  # within a pixel: the frames may differ by that much
+        assert (cv2.dilate(served.astype(np.uint8), near)[drawn] > 0).mean() > 0.97
+        assert (cv2.dilate(drawn.astype(np.uint8), near)[served] > 0).mean() > 0.97
+        assert abs(int(served.sum()) - int(drawn.sum())) <= 0.15 * max(1, int(served.sum()))
+        np.testing.assert_allclose(lb.to_input(full.boxes), fast.boxes, atol=1.0)
 
 
 def test_empty_scenes_have_empty_label_files(drawings: list, tmp_path: Path) -> None:

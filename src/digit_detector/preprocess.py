@@ -1,10 +1,14 @@
 """The ONE preprocessing path, shared by training, evaluation, the app and ONNX inference.
 
 canvas (PIL or uint8 array; gray, RGB or RGBA with any alpha) -> composite on white (images
-without alpha, i.e. uploads: light-on-dark inverted, uneven paper flattened) -> letterbox the
-whole canvas, keeping its aspect ratio, into a `size` x `size` square -> ink normalised (the
-darkest ink made black, so a 1-px stroke shrunk from a large canvas stays visible) ->
-model input: float32, layout (3, size, size) CHW, RGB, values in [0, 1] (white = 1.0).
+without alpha, i.e. uploads: light-on-dark inverted, uneven paper flattened) -> frame the ink
+(its box plus a margin; never enlarged) -> letterbox that frame, keeping its aspect ratio, into
+a `size` x `size` square -> ink normalised (the darkest ink made black, so a 1-px stroke shrunk
+from a large canvas stays visible) -> model input: float32, layout (3, size, size) CHW, RGB,
+values in [0, 1] (white = 1.0).
+
+Framing is why small writing on a wide canvas is readable: 30-px digits on an 800-px canvas
+would be 7 px tall after letterboxing the whole canvas, and are 30 px tall in their frame.
 
 `Letterbox` holds the exact forward/inverse map between canvas pixels and model-input pixels.
 Box convention everywhere: (x1, y1, x2, y2) in continuous pixel coordinates, where the pixel with
@@ -13,6 +17,7 @@ index i covers [i, i + 1). A box around pixel columns 10..19 is therefore x1=10,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -27,11 +32,20 @@ INPUT_SCALE = 1.0 / 255.0  # uint8 gray -> float input; training applies the sam
 # than FAINTEST_INK (paper, specks, noise) are left alone.
 MAX_INK_GAIN = 6.0
 FAINTEST_INK = 235
+# Framing: pixels darker than FRAME_INK count as ink; the frame is their box grown by
+# FRAME_MARGIN of its longer side plus FRAME_PAD px on every side, within the canvas. The scale
+# never exceeds 1: the model sees ink at most at its drawn size, so a speck stays a speck.
+FRAME_INK = 200
+FRAME_MARGIN = 0.1
+FRAME_PAD = 4
+MAX_SCALE = 1.0
 
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Maps canvas pixels to model-input pixels: input = canvas * scale + pad (per axis)."""
+    """Maps canvas pixels to model-input pixels: input = (canvas - frame origin) * scale + pad
+    (per axis). The frame is the part of the canvas the model sees (the whole canvas unless
+    one is given)."""
 
     src_width: int
     src_height: int
@@ -40,46 +54,82 @@ class Letterbox:
     scale_y: float
     pad_x: int
     pad_y: int
+    frame: tuple[int, int, int, int]  # (x1, y1, x2, y2), whole canvas pixels
 
     @classmethod
-    def fit(cls, width: int, height: int, size: int = INPUT_SIZE) -> Letterbox:
+    def fit(
+        cls,
+        width: int,
+        height: int,
+        size: int = INPUT_SIZE,
+        frame: tuple[int, int, int, int] | None = None,
+        max_scale: float = float("inf"),
+    ) -> Letterbox:
         if width <= 0 or height <= 0:
             raise ValueError(f"image must have a positive size, got {width}x{height}")
-        scale = min(size / width, size / height)
-        new_w = min(size, max(1, round(width * scale)))
-        new_h = min(size, max(1, round(height * scale)))
+        frame = frame or (0, 0, width, height)
+        frame_w, frame_h = frame[2] - frame[0], frame[3] - frame[1]
+        if frame_w <= 0 or frame_h <= 0 or min(frame[:2]) < 0 or frame[2] > width or frame[3] > height:
+            raise ValueError(f"frame {frame} is not a non-empty part of the {width}x{height} canvas")
+        scale = min(size / frame_w, size / frame_h, max_scale)
+        new_w = min(size, max(1, round(frame_w * scale)))
+        new_h = min(size, max(1, round(frame_h * scale)))
         # Per-axis scales from the integer resized size make the inverse map exact.
         return cls(
             src_width=width,
             src_height=height,
             size=size,
-            scale_x=new_w / width,
-            scale_y=new_h / height,
+            scale_x=new_w / frame_w,
+            scale_y=new_h / frame_h,
             pad_x=(size - new_w) // 2,
             pad_y=(size - new_h) // 2,
+            frame=frame,
         )
+
+    @classmethod
+    def around_ink(
+        cls, width: int, height: int, ink: np.ndarray | None, size: int = INPUT_SIZE
+    ) -> Letterbox:
+        """The letterbox serving and training use: framed on `ink` (the box (x1, y1, x2, y2) of
+        every drawn pixel, None for a blank canvas), see FRAME_MARGIN and MAX_SCALE."""
+        if ink is None:
+            return cls.fit(width, height, size, max_scale=MAX_SCALE)
+        x1, y1, x2, y2 = (float(v) for v in ink)
+        grow = FRAME_MARGIN * max(x2 - x1, y2 - y1) + FRAME_PAD
+        frame = (
+            max(0, math.floor(x1 - grow)),
+            max(0, math.floor(y1 - grow)),
+            min(width, math.ceil(x2 + grow)),
+            min(height, math.ceil(y2 + grow)),
+        )
+        if frame[2] <= frame[0] or frame[3] <= frame[1]:
+            frame = (0, 0, width, height)  # ink outside the canvas: nothing to frame
+        return cls.fit(width, height, size, frame, MAX_SCALE)
 
     @property
     def resized_width(self) -> int:
-        return round(self.src_width * self.scale_x)
+        return round((self.frame[2] - self.frame[0]) * self.scale_x)
 
     @property
     def resized_height(self) -> int:
-        return round(self.src_height * self.scale_y)
+        return round((self.frame[3] - self.frame[1]) * self.scale_y)
+
+    @property
+    def offset(self) -> tuple[float, float]:
+        """input = canvas * scale + offset: where the canvas origin lands in the input."""
+        return self.pad_x - self.frame[0] * self.scale_x, self.pad_y - self.frame[1] * self.scale_y
 
     def to_input(self, boxes: np.ndarray) -> np.ndarray:
         """Canvas-pixel boxes (N, 4) -> model-input-pixel boxes (N, 4)."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y])
-        pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y])
-        return boxes * scale + pad
+        return boxes * scale + np.tile(self.offset, 2)
 
     def to_source(self, boxes: np.ndarray) -> np.ndarray:
         """Model-input-pixel boxes (N, 4) -> canvas-pixel boxes (N, 4), clipped to the canvas."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y])
-        pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y])
-        out = (boxes - pad) / scale
+        out = (boxes - np.tile(self.offset, 2)) / scale
         out[:, 0::2] = out[:, 0::2].clip(0, self.src_width)
         out[:, 1::2] = out[:, 1::2].clip(0, self.src_height)
         return out
@@ -165,9 +215,22 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def ink_box(gray: np.ndarray, level: int = FRAME_INK) -> np.ndarray | None:
+    """Box (x1, y1, x2, y2) of the pixels darker than `level` (exclusive x2/y2), None if none."""
+    ink = gray < level
+    cols = np.flatnonzero(ink.any(axis=0))
+    if len(cols) == 0:
+        return None
+    rows = np.flatnonzero(ink.any(axis=1))
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
+
+
 def letterbox_gray(gray: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, Letterbox]:
-    """(H, W) uint8 -> (size, size) uint8 letterboxed on white, plus the transform."""
-    box = Letterbox.fit(gray.shape[1], gray.shape[0], size)
+    """(H, W) uint8 -> (size, size) uint8: the ink's frame letterboxed on white, plus the
+    transform."""
+    box = Letterbox.around_ink(gray.shape[1], gray.shape[0], ink_box(gray), size)
+    x1, y1, x2, y2 = box.frame
+    gray = gray[y1:y2, x1:x2]
     new_w, new_h = box.resized_width, box.resized_height
     if (new_w, new_h) != (gray.shape[1], gray.shape[0]):
         shrinking = new_w < gray.shape[1] or new_h < gray.shape[0]

@@ -25,6 +25,7 @@ from .strokes import Drawing
 _SHIFT = 4  # cv2 sub-pixel bits: coordinates are drawn at 1/16 px precision
 _ONE = 1 << _SHIFT
 _SPACINGS = (0.012, 0.018, 0.027)  # point spacing, fraction of the drawing's longer side
+_SPECK_WIDTH = 6.0  # widest speck of a "nearly empty" canvas, canvas px
 
 
 @dataclass(frozen=True)
@@ -117,20 +118,33 @@ class Layout:
     def class_ids(self) -> np.ndarray:
         return np.array([o.class_id for o in self.objects], dtype=np.int64)
 
+    def ink_box(self) -> np.ndarray | None:
+        """The box of all ink, labelled or not (specks), None for a blank canvas: what
+        `preprocess.ink_box` finds on the rendered canvas, without rendering it."""
+        boxes = [self.boxes()]
+        if self.specks:
+            r = min(self.stroke_width, _SPECK_WIDTH) / 2
+            points = np.concatenate(self.specks)
+            boxes.append(np.concatenate([points.min(axis=0) - r, points.max(axis=0) + r])[None])
+        every = np.concatenate(boxes)
+        if len(every) == 0:
+            return None
+        return np.concatenate([every[:, :2].min(axis=0), every[:, 2:].max(axis=0)])
+
 
 def render_layout(
-    layout: Layout, scale_x: float, scale_y: float, pad: tuple[int, int], shape: tuple[int, int]
+    layout: Layout, scale_x: float, scale_y: float, offset: tuple[float, float], shape: tuple[int, int]
 ) -> np.ndarray:
-    """Draw the layout's strokes, mapped by `canvas * scale + pad`, onto white paper."""
+    """Draw the layout's strokes, mapped by `canvas * scale + offset`, onto white paper."""
     image = np.full(shape, 255, dtype=np.uint8)
     scale = np.array([scale_x, scale_y], dtype=np.float32)
-    offset = np.array(pad, dtype=np.float32)
+    shift = np.array(offset, dtype=np.float32)
     ink = Polylines.concat([o.ink for o in layout.objects])
     width = layout.stroke_width * min(scale_x, scale_y)
-    draw_polylines(image, ink.moved(ink.points * scale + offset), width)
+    draw_polylines(image, ink.moved(ink.points * scale + shift), width)
     if layout.specks:
         specks = Polylines.from_strokes(layout.specks)
-        draw_polylines(image, specks.moved(specks.points * scale + offset), min(width, 6.0 * scale_x))
+        draw_polylines(image, specks.moved(specks.points * scale + shift), min(width, _SPECK_WIDTH * scale_x))
     return image
 
 
@@ -258,20 +272,22 @@ class SceneComposer:
         return Scene(image, layout.boxes(), layout.class_ids(), float(layout.stroke_width))
 
     def compose_letterboxed(self, rng: np.random.Generator) -> Scene:
-        """The same scene drawn straight into the letterboxed model-input square.
+        """The same scene drawn straight into the model-input square, framed as serving frames
+        it (`Letterbox.around_ink`, on the layout's exact ink box instead of the pixels').
 
         Equivalent to `letterbox_gray(compose(rng).image)` up to the resampling filter (a test
-        holds the two together), and ~4x faster because strokes are drawn once, at 192 px,
+        holds the two together), and ~4x faster because strokes are drawn once, at input size,
         instead of at canvas size and then shrunk. Large canvases are the exception: their
         strokes end up thinner than a pixel, and a sub-pixel line drawn at 192 px does not look
-        like a shrunk one, so they are drawn full size and shrunk exactly as serving does.
+        like a shrunk one, so they are drawn full size and go through `letterbox_gray` itself.
         Boxes are in model-input pixels.
         """
         layout = self.layout(rng)
-        box = Letterbox.fit(layout.width, layout.height, self.config.input_size)
+        size = self.config.input_size
         if max(layout.width, layout.height) >= self.config.large_canvas:
-            image, _ = letterbox_gray(self._draw(layout, rng), self.config.input_size)
+            image, box = letterbox_gray(self._draw(layout, rng), size)
         else:
+            box = Letterbox.around_ink(layout.width, layout.height, layout.ink_box(), size)
             # as letterbox_gray does in serving
             image = normalise_ink(self._draw(layout, rng, box))
         boxes = box.to_input(layout.boxes()).astype(np.float32)
@@ -281,11 +297,9 @@ class SceneComposer:
         """The layout's strokes on white paper, at canvas size or into `box`'s square, then the
         raster noise."""
         if box is None:
-            image = render_layout(layout, 1.0, 1.0, (0, 0), shape=(layout.height, layout.width))
+            image = render_layout(layout, 1.0, 1.0, (0.0, 0.0), shape=(layout.height, layout.width))
         else:
-            image = render_layout(
-                layout, box.scale_x, box.scale_y, (box.pad_x, box.pad_y), shape=(box.size, box.size)
-            )
+            image = render_layout(layout, box.scale_x, box.scale_y, box.offset, shape=(box.size, box.size))
         return image if self.noise is None else self.noise(image, rng)
 
     # -- layouts: each returns objects with strokes in canvas px and a point box (radius 0) ----
