@@ -16,13 +16,12 @@ from digit_detector.data.compose import (
     SceneConfig,
     draw_polylines,
     draw_strokes,
-    ink_box,
 )
 from digit_detector.data.generate import make_composer, write_yolo_dataset
 from digit_detector.data.polylines import Polylines
 from digit_detector.data.strokes import DataDirError, Drawing, load_drawings, resolve_data_dir
 from digit_detector.data.yolo_format import read_dataset
-from digit_detector.preprocess import letterbox_gray
+from digit_detector.preprocess import ink_box, letterbox_gray
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +74,7 @@ def test_boxes_match_each_objects_own_ink(drawings: list, augment: StrokeAugment
         layout = composer.layout(rng)
         boxes = layout.boxes()
         for i in range(len(layout.objects)):
-            ink = ink_box(_render_alone(layout, i), threshold=128)
+            ink = ink_box(_render_alone(layout, i), level=128)
             assert ink is not None
             # Exact up to rasterisation: the centre line is drawn to the nearest pixel (<= 0.5 px)
             # and the ink box counts whole pixels (<= 0.5 px).

@@ -29,6 +29,7 @@ from digit_detector.boxes import (
 from digit_detector.classes import CENSORED_ID, CLASS_NAMES, OTHER_ID, Detection
 from digit_detector.image_io import MAX_PIXELS, ImageLoadError, load_image
 from digit_detector.metrics import CocoResult, ImagePrediction, ImageTruth, coco_evaluate
+from digit_detector.preprocess import letterbox_gray, to_gray_on_white
 from digit_detector.model.loss import cxcywh_to_corners, xyxy_to_centre_size
 from digit_detector.render import read_numbers, reading_order
 
@@ -161,7 +162,7 @@ def test_reading_order_is_line_by_line_left_to_right() -> None:
 
 class _RawDetector(Detector):
     """The shipped weights' Detector, with the model output replaced by given anchors (input
-    pixels of a 192 square; a 384 x 384 canvas maps to it at scale 0.5)."""
+    pixels of the 192 square; `_on_input` maps a canvas box there)."""
 
     def __init__(self, weights: Path, anchors: list[list[float]], censored_conf: float) -> None:
         super().__init__(weights, censored_conf=censored_conf)
@@ -169,6 +170,13 @@ class _RawDetector(Detector):
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         return self.anchors
+
+
+def _on_input(canvas: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """A canvas box as the model would see it: (cx, cy, w, h) in input pixels."""
+    _, letterbox = letterbox_gray(to_gray_on_white(canvas))
+    x1, y1, x2, y2 = letterbox.to_input(np.array([box]))[0]
+    return (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
 
 
 def _anchor(cxcywh: tuple[float, float, float, float], obj: float, probs: dict[int, float]) -> list[float]:
@@ -189,8 +197,9 @@ def _texture() -> np.ndarray:
 def test_analyse_pixelates_a_weak_censored_box_below_the_slider_and_says_why(onnx_weights: Path) -> None:
     """Kills: censored filtered by the slider; no pixelation, or one that shows the shape; no
     explanation."""
-    # censored 0.9 x 0.3 = 0.27 around the stripes (canvas 100..200 -> input 50..100)
-    detector = _RawDetector(onnx_weights, [_anchor((75, 75, 50, 50), 0.9, {CENSORED_ID: 0.3})], 0.2)
+    # censored 0.9 x 0.3 = 0.27 around the ink (canvas 100..200)
+    box = _on_input(_texture(), (100, 100, 200, 200))
+    detector = _RawDetector(onnx_weights, [_anchor(box, 0.9, {CENSORED_ID: 0.3})], 0.2)
     result = analyse(_texture(), detector, conf=0.5)
     assert [d.label for d in result.detections] == ["censored"]
     np.testing.assert_allclose(result.detections[0].box, (100, 100, 200, 200), atol=0.01)
@@ -203,7 +212,8 @@ def test_analyse_pixelates_a_weak_censored_box_below_the_slider_and_says_why(onn
 
 
 def test_analyse_drops_a_censored_box_under_a_much_stronger_other_box(onnx_weights: Path) -> None:
-    anchors = [_anchor((75, 75, 50, 50), 0.95, {OTHER_ID: 0.8, CENSORED_ID: 0.2})]  # 0.76 vs 0.19
+    box = _on_input(_texture(), (100, 100, 200, 200))
+    anchors = [_anchor(box, 0.95, {OTHER_ID: 0.8, CENSORED_ID: 0.2})]  # 0.76 vs 0.19
     result = analyse(_texture(), _RawDetector(onnx_weights, anchors, 0.1), conf=0.5)
     assert [d.label for d in result.detections] == ["other"]
     assert result.censor_note is None

@@ -13,7 +13,7 @@ from PIL import Image
 
 from digit_detector import Detector, WeightsError
 from digit_detector.classes import CLASS_NAMES, Detection
-from digit_detector.data.compose import ink_box
+from digit_detector.preprocess import ink_box, letterbox_gray
 from digit_detector.render import annotate, read_numbers
 
 from .conftest import REPO, render_digit_canvas
@@ -43,20 +43,20 @@ def test_detector_accepts_every_image_kind_and_size(detector: Detector) -> None:
             assert 0 <= d.box[0] <= d.box[2] <= shape[1] and 0 <= d.box[1] <= d.box[3] <= shape[0]
 
 
-def test_boxes_are_in_the_input_pixels(detector: Detector) -> None:
-    """The same drawing on a small and on a larger canvas: each box lands on the ink, shifted and
-    in that canvas's pixels, within 2.5 model-input pixels (the model sees the canvas at 192 px,
-    so one input pixel is 400/192 or 900/192 canvas pixels here)."""
+def test_boxes_are_in_canvas_pixels_and_framing_ignores_empty_paper(detector: Detector) -> None:
+    """A box lands on the ink in canvas pixels, within 2.5 model-input pixels; the same drawing
+    on a larger canvas is framed the same way, so its box is the same one, shifted."""
     small = render_digit_canvas("4", size=(400, 400), box=(100, 60, 260, 320))
     big = np.zeros((600, 900, 4), np.uint8)
     big[100:500, 200:600] = small
     ink = ink_box(255 - small[..., 3])
     assert ink is not None
+    _, letterbox = letterbox_gray(255 - small[..., 3])
     a = detector.predict(small)
     b = detector.predict(big)
     assert a and b and a[0].label == b[0].label == "4"
-    np.testing.assert_allclose(a[0].box, ink, atol=2.5 * 400 / 192)
-    np.testing.assert_allclose(b[0].box, ink + np.array([200, 100, 200, 100]), atol=2.5 * 900 / 192)
+    np.testing.assert_allclose(a[0].box, ink, atol=2.5 / letterbox.scale_x)
+    np.testing.assert_allclose(b[0].box, np.array(a[0].box) + [200, 100, 200, 100], atol=0.01)
 
 
 def test_detector_is_thread_safe(detector: Detector) -> None:

@@ -499,14 +499,6 @@ def draw_polylines(image: np.ndarray, strokes: Polylines, width: float, ink: int
     np.minimum(window, shade, out=window)
 
 
-def ink_box(image: np.ndarray, threshold: int = 128) -> np.ndarray | None:
-    """Tight box of the pixels darker than `threshold`, (x1, y1, x2, y2) with exclusive x2/y2."""
-    ys, xs = np.nonzero(image < threshold)
-    if len(xs) == 0:
-        return None
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
-
-
 __all__ = [
     "NUM_CLASSES",
     "DrawingPool",
@@ -515,5 +507,4 @@ __all__ = [
     "SceneConfig",
     "draw_polylines",
     "draw_strokes",
-    "ink_box",
 ]
