@@ -38,24 +38,44 @@ INTRO = (
     "Draw digits on the canvas with a mouse, pen or finger: each one is boxed and the digits are "
     'read as a number. Any other drawing is labelled "other"; an obscene one is pixelated.'
 )
-# The canvas toolbar (undo, redo, clear) only shows on mouse hover and sits over the canvas's
-# top-right corner, where on a touch screen it is invisible yet takes taps. Pinned above the
-# canvas it is visible on every device and never covers the drawing. The canvas renders in a
-# shadow root, so the style is added there.
-PIN_TOOLBAR_JS = """
+# Two fixes to the canvas component, which renders in a shadow root (the page's CSS and
+# listeners cannot reach into it, so they are added there, once per canvas):
+# - its toolbar (undo, redo, clear) only shows on mouse hover and sits over the canvas's
+#   top-right corner, where on a touch screen it is invisible yet takes taps. Pinned above the
+#   canvas it is visible on every device and never covers the drawing;
+# - it sends the drawing 200 ms after each pen-up (a fixed debounce), half of the time a visitor
+#   waits for the number. At the end of a stroke on the canvas the script presses the toolbar's
+#   own "Update the app" button, which sends at once; without the script the debounce still sends.
+CANVAS_SCRIPT = """
 <script>
 (() => {
-  if (window.pinCanvasToolbar) return;  // once per page, however often this element renders
+  if (window.canvasTweaks) return;  // once per page, however often this element renders
   const css = `.dc-root { margin-top: 3.1rem; }
     .dc-toolbar, .dc-root:hover > .dc-toolbar { opacity: 1 !important; top: -3.05rem !important; }`;
+  const sendOnPenUp = (root) => {
+    let drawing = false;
+    root.addEventListener("pointerdown", (e) => {
+      drawing = e.target.classList && e.target.classList.contains("upper-canvas");
+    }, true);
+    window.addEventListener("pointerup", () => {
+      if (!drawing) return;
+      drawing = false;
+      // After the canvas's own pen-up handlers (same event, then their microtasks).
+      setTimeout(() => {
+        const send = root.querySelector('button[title="Update the app with this drawing"]');
+        if (send) send.click();
+      }, 0);
+    }, true);
+  };
   // Shadow roots hide their changes from a MutationObserver on the page: look every 250 ms.
-  window.pinCanvasToolbar = setInterval(() => document.querySelectorAll("*").forEach((el) => {
+  window.canvasTweaks = setInterval(() => document.querySelectorAll("*").forEach((el) => {
     const root = el.shadowRoot;
     if (root && root.querySelector(".dc-root") && !root.getElementById("pinned-toolbar")) {
       const style = document.createElement("style");
       style.id = "pinned-toolbar";
       style.textContent = css;
       root.appendChild(style);
+      sendOnPenUp(root);
     }
   }), 250);
 })();
@@ -160,7 +180,7 @@ def canvas_ui(stroke: int, size_name: str) -> tuple[np.ndarray | None, tuple[int
         update_streamlit=True,
         key=f"canvas-{state.get('canvas-generation', 0)}",
     )
-    st.html(PIN_TOOLBAR_JS, unsafe_allow_javascript=True)
+    st.html(CANVAS_SCRIPT, unsafe_allow_javascript=True)
     state["canvas-drawing"] = getattr(result, "json_data", None)
     return (None if result is None else result.image_data), size
 
@@ -196,11 +216,20 @@ def reading_line(analysis: Analysis) -> str:
     return "Nothing detected yet."
 
 
+def drawing_id(analysis: Analysis) -> str:
+    """A short digest of the drawing: widget keys and the reading carry it, so they follow a new
+    drawing (and a browser test can tell the reading of one drawing from the next)."""
+    return "" if analysis.gray is None else hashlib.sha1(analysis.gray.tobytes()).hexdigest()[:12]
+
+
 def live_reading_ui(analysis: Analysis) -> None:
     """The reading right under the canvas (in the first screen on a phone), announced to screen
     readers when it changes."""
     text = html.escape(reading_line(analysis))
-    st.html(f'<p role="status" aria-live="polite" style="margin:0;font-size:1.25rem"><b>{text}</b></p>')
+    st.html(
+        f'<p role="status" aria-live="polite" data-drawing="{drawing_id(analysis)}" '
+        f'style="margin:0;font-size:1.25rem"><b>{text}</b></p>'
+    )
 
 
 def results_ui(analysis: Analysis, elapsed_ms: float, key: str) -> None:
@@ -273,8 +302,7 @@ def feedback_ui(analysis: Analysis) -> None:
         return
     if store is None or analysis.gray is None:
         return  # turned off by DIGIT_DETECTOR_FEEDBACK=off
-    gray = analysis.gray
-    digest = hashlib.sha1(gray.tobytes()).hexdigest()[:12]
+    gray, digest = analysis.gray, drawing_id(analysis)
     panel = st.expander("Is this right? Help improve the model", key="feedback-open", on_change="rerun")
     if not panel.open:
         return  # its widgets and the ink proposals cost a third of a run: only when opened
