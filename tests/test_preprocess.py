@@ -181,3 +181,43 @@ def test_a_one_pixel_stroke_on_a_large_canvas_stays_visible_in_the_letterbox() -
     assert square.min() <= 10, "ink normalisation makes the faint line black"
     blank, _ = letterbox_gray(np.full((800, 1100), 250, np.uint8))
     assert blank.min() == 250, "paper without ink is left alone"
+
+
+def _found(square: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(square < 128)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)
+
+
+def test_small_writing_on_a_wide_canvas_keeps_its_size() -> None:
+    """Framing: 30-px digits far from the rest of an 800-px canvas are not shrunk with it (the
+    whole canvas letterboxed would make them 7 px), and boxes map back exactly."""
+    canvas = np.full((300, 800), 255, np.uint8)
+    canvas[200:230, 600:604] = 0  # a "1" 30 px tall
+    canvas[200:230, 620:640] = 0
+    square, lb = letterbox_gray(canvas)
+    found = _found(square)
+    assert found[3] - found[1] == 30 and found[2] - found[0] == 40
+    np.testing.assert_allclose(lb.to_source(found[None])[0], [600, 200, 640, 230], atol=1e-9)
+    assert lb.frame[0] > 0 and lb.frame[2] < 800, "the frame is the ink's, not the canvas's"
+
+
+def test_a_speck_is_not_enlarged_and_a_large_drawing_keeps_a_margin() -> None:
+    speck = np.full((400, 400), 255, np.uint8)
+    speck[200:203, 100:103] = 0
+    square, lb = letterbox_gray(speck)
+    assert lb.scale_x == lb.scale_y == 1.0
+    np.testing.assert_array_equal(_found(square)[2:] - _found(square)[:2], [3, 3])
+    big = np.full((800, 1100), 255, np.uint8)
+    big[50:750, 100:1000] = 0
+    square, lb = letterbox_gray(big)
+    x1, y1, x2, y2 = _found(square)
+    assert min(x1, y1, INPUT_SIZE - x2, INPUT_SIZE - y2) >= 10, "a margin of paper around the ink"
+    assert lb.scale_x == pytest.approx(INPUT_SIZE / (lb.frame[2] - lb.frame[0]), rel=0.01)
+
+
+def test_a_blank_canvas_frames_the_whole_canvas_and_frames_must_be_inside_it() -> None:
+    _, lb = letterbox_gray(np.full((300, 700), 255, np.uint8))
+    assert lb.frame == (0, 0, 700, 300) and lb.scale_x == pytest.approx(INPUT_SIZE / 700, rel=0.01)
+    for frame in ((-1, 0, 10, 10), (0, 0, 701, 10), (5, 5, 5, 10)):
+        with pytest.raises(ValueError, match="not a non-empty part"):
+            Letterbox.fit(700, 300, frame=frame)
