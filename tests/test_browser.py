@@ -273,10 +273,12 @@ def _stroke_latency(page: Any, canvas: Any, stroke: list[tuple[float, float]]) -
 
 
 COUNT_SENDS = """() => {
-  const host = [...document.querySelectorAll('*')].find((e) => e.shadowRoot && e.shadowRoot.querySelector('.dc-root'));
+  const host = [...document.querySelectorAll('*')]
+    .find((e) => e.shadowRoot && e.shadowRoot.querySelector('.dc-root'));
+  const send = 'button[title="Update the app with this drawing"]';
   window.sends = 0;
   host.shadowRoot.addEventListener('click', (e) => {
-    if (e.target.closest && e.target.closest('button[title="Update the app with this drawing"]')) window.sends++;
+    if (e.target.closest && e.target.closest(send)) window.sends++;
   }, true);
 }"""
 

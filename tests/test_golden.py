@@ -29,8 +29,8 @@ from digit_detector.boxes import (
 from digit_detector.classes import CENSORED_ID, CLASS_NAMES, OTHER_ID, Detection
 from digit_detector.image_io import MAX_PIXELS, ImageLoadError, load_image
 from digit_detector.metrics import CocoResult, ImagePrediction, ImageTruth, coco_evaluate
-from digit_detector.preprocess import letterbox_gray, to_gray_on_white
 from digit_detector.model.loss import cxcywh_to_corners, xyxy_to_centre_size
+from digit_detector.preprocess import letterbox_gray, to_gray_on_white
 from digit_detector.render import read_numbers, reading_order
 
 BOX = np.array([[10.0, 5.0, 30.0, 45.0]])  # x1 y1 x2 y2: 20 wide, 40 tall, centre (20, 25)
@@ -172,7 +172,10 @@ class _RawDetector(Detector):
         return self.anchors
 
 
-def _on_input(canvas: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+Box = tuple[float, float, float, float]
+
+
+def _on_input(canvas: np.ndarray, box: Box) -> Box:
     """A canvas box as the model would see it: (cx, cy, w, h) in input pixels."""
     _, letterbox = letterbox_gray(to_gray_on_white(canvas))
     x1, y1, x2, y2 = letterbox.to_input(np.array([box]))[0]
@@ -305,6 +308,27 @@ def test_report_command_runs_on_the_fixture_strokes(
     assert report["groups"]["numbers"]["images"] == 3 and report["groups"]["numbers"]["map50"] is not None
     assert report["groups"]["unseen_doodles"]["images"] == 0  # the fixture has no doodles
     assert (out / "report.md").read_text().startswith("Weights")
+
+
+def test_even_category_group_draws_every_category_equally_often(stroke_dir: Path) -> None:
+    """Kills: the even group weighting categories by their number of drawings (or by source)."""
+    from collections import Counter
+    from dataclasses import replace
+
+    from digit_detector.data.strokes import load_drawings
+    from digit_detector.report import group_composer, groups
+
+    drawings = load_drawings(stroke_dir)[:20]
+    pool = [
+        replace(d, class_id=OTHER_ID, category="big" if i < 18 else "small") for i, d in enumerate(drawings)
+    ]
+    by_group = {g.name: g for g in groups()}
+    rng = np.random.default_rng(0)
+    even = group_composer(by_group["even_unseen_doodles"], pool).pool
+    counts = Counter(even.sample(OTHER_ID, rng).category for _ in range(2000))
+    assert abs(counts["small"] - 1000) < 100
+    plain = group_composer(by_group["unseen_doodles"], pool).pool
+    assert Counter(plain.sample(OTHER_ID, rng).category for _ in range(2000))["small"] < 400
 
 
 def test_predict_at_its_defaults_shows_what_the_page_shows(

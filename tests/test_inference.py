@@ -56,7 +56,7 @@ def test_boxes_are_in_canvas_pixels_and_framing_ignores_empty_paper(detector: De
     b = detector.predict(big)
     assert a and b and a[0].label == b[0].label == "4"
     np.testing.assert_allclose(a[0].box, ink, atol=2.5 / letterbox.scale_x)
-    np.testing.assert_allclose(b[0].box, np.array(a[0].box) + [200, 100, 200, 100], atol=0.01)
+    np.testing.assert_allclose(b[0].box, np.add(a[0].box, [200, 100, 200, 100]), atol=0.01)
 
 
 def test_detector_is_thread_safe(detector: Detector) -> None:

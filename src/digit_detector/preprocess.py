@@ -87,9 +87,7 @@ class Letterbox:
         )
 
     @classmethod
-    def around_ink(
-        cls, width: int, height: int, ink: np.ndarray | None, size: int = INPUT_SIZE
-    ) -> Letterbox:
+    def around_ink(cls, width: int, height: int, ink: np.ndarray | None, size: int = INPUT_SIZE) -> Letterbox:
         """The letterbox serving and training use: framed on `ink` (the box (x1, y1, x2, y2) of
         every drawn pixel, None for a blank canvas), see FRAME_MARGIN and MAX_SCALE."""
         if ink is None:

@@ -5,8 +5,9 @@ Quick, Draw! categories no training file uses: `Drawing.split == "unseen"`), as 
 and run through `Detector` exactly as the app runs it:
 - scene groups (writer-disjoint): mAP50 per group (COCO convention) and numbers read exactly;
 - `unseen_doodles`: ordinary doodles of unseen categories: how often the app pixelates one or
-  reads a digit in it; `real_obscene`: real held-out obscene doodles (never the generated
-  ones): how often the app pixelates them;
+  reads a digit in it (`even_unseen_doodles`: the same with every category equally often, as
+  one category, crayon, holds 41% of those drawings); `real_obscene`: real held-out obscene
+  doodles (never the generated ones): how often the app pixelates them;
 - the censored threshold sweep over those two sets, from which CENSORED_CONF is chosen.
 """
 
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from .boxes import box_iou
 from .classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, Detection
-from .data.compose import Scene, SceneComposer, SceneConfig
+from .data.compose import DrawingPool, Scene, SceneComposer, SceneConfig
 from .data.strokes import Drawing
 from .inference import Detector
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
@@ -33,7 +34,7 @@ from .render import annotate, read_numbers
 
 MAX_FAILURES = 24  # per doodle group, drawn in failures_<group>.png
 LISTS = ("max_censored", "failures")  # per-canvas data, not in report.json
-SINGLE_DOODLE_GROUPS = ("unseen_doodles", "seen_doodles", "real_obscene")  # rates, not mAP
+SINGLE_DOODLE_GROUPS = ("unseen_doodles", "even_unseen_doodles", "seen_doodles", "real_obscene")  # rates
 THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.05), 2))
 
 
@@ -43,6 +44,7 @@ class Group:
     what: str
     config: SceneConfig
     pick: Callable[[Drawing], bool]  # which held-out drawings the group draws from
+    even_categories: bool = False  # every Quick, Draw! category equally often (else by source)
 
 
 def _single(canvas: tuple[int, int] = (400, 400)) -> SceneConfig:
@@ -102,6 +104,13 @@ def groups() -> list[Group]:
         Group("large_thin", "1050x800 / 1100x600 canvases, 1-3 px strokes", large, _writers),
         Group("small_writing", "25-45 px digits on 700-800 px wide canvases", small, _writers_digits),
         Group("unseen_doodles", "one doodle of a category training never saw", _single(), _unseen_doodle),
+        Group(
+            "even_unseen_doodles",
+            "the same, every unseen category equally often",
+            _single(),
+            _unseen_doodle,
+            even_categories=True,
+        ),
         Group("seen_doodles", "one doodle of a trained category, held-out drawing", _single(), _seen_doodle),
         Group("real_obscene", "one real held-out obscene doodle", _single(), _real_obscene),
     ]
@@ -146,6 +155,17 @@ def _double_labels(dets: Sequence[Detection]) -> int:
     return int(np.triu(iou > 0.5, k=1).sum())
 
 
+def group_composer(group: Group, pool: Sequence[Drawing]) -> SceneComposer:
+    """Scenes of the group's drawings: sources weighted as in training, or (even_categories)
+    every category equally often."""
+    if not group.even_categories:
+        return SceneComposer.from_drawings(pool, group.config)
+    by_category = [replace(d, source=str(d.category)) for d in pool]
+    categories = {d.source for d in by_category}
+    even = DrawingPool(by_category, dict.fromkeys(categories, 1 / len(categories)))
+    return SceneComposer(even, group.config)
+
+
 def run_group(
     detector: Detector, group: Group, drawings: Sequence[Drawing], count: int, seed: int
 ) -> GroupResult:
@@ -153,7 +173,7 @@ def run_group(
     result = GroupResult(group.name, group.what, 0)
     if not pool:
         return result
-    composer = SceneComposer.from_drawings(pool, group.config)
+    composer = group_composer(group, pool)
     rng = np.random.default_rng(seed)
     truths, preds, exact = [], [], []
     pixelated = digit_shown = no_digit = 0
