@@ -143,6 +143,26 @@ def test_export_parity_and_both_backends_agree(trained: Path, stroke_dir: Path, 
         np.testing.assert_allclose(x.box, y.box, atol=0.05)
 
 
+def test_slim_checkpoint_for_shipping_keeps_the_weights_and_drops_the_optimizer(
+    trained: Path, tmp_path: Path
+) -> None:
+    """A run's last.pt (float32 + resume state) -> the shippable float16 checkpoint, exported."""
+    import torch
+
+    slim, onnx_path = tmp_path / "slim.pt", tmp_path / "slim.onnx"
+    args = ["export", "--weights", str(trained / "last.pt"), "--out", str(onnx_path)]
+    assert main([*args, "--slim-checkpoint", str(slim)]) == 0
+    full = torch.load(trained / "last.pt", weights_only=True)
+    small = torch.load(slim, weights_only=True)
+    assert "resume" in full and "resume" not in small and small["meta"] == full["meta"]
+    assert slim.stat().st_size < 0.6 * (trained / "last.pt").stat().st_size
+    for name, value in full["model"].items():
+        if value.is_floating_point():
+            assert small["model"][name].dtype == torch.float16
+            torch.testing.assert_close(small["model"][name].float(), value.float(), atol=2e-3, rtol=2e-3)
+    assert Detector(onnx_path).metadata["config"] == full["config"]
+
+
 def test_cli_help_works_as_a_module() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "digit_detector", "--help"], capture_output=True, text=True, check=True

@@ -217,6 +217,13 @@ def _add_export(sub: Any) -> None:
     ex = sub.add_parser("export", help="torch checkpoint -> ONNX, with a parity check")
     ex.add_argument("--weights", required=True, help="checkpoint .pt")
     ex.add_argument("--out", required=True, help="output .onnx")
+    ex.add_argument(
+        "--slim-checkpoint",
+        type=Path,
+        default=None,
+        help="first write the weights here as a float16 checkpoint without optimizer state (what "
+        "weights/digit-detector.pt holds), and export that",
+    )
 
 
 def _add_predict(sub: Any) -> None:
@@ -441,8 +448,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import describe, export_onnx
+    from .model.checkpoint import slim_checkpoint
 
-    report = export_onnx(args.weights, args.out)
+    weights = args.weights
+    if args.slim_checkpoint is not None:
+        slim_checkpoint(weights, args.slim_checkpoint)
+        size = args.slim_checkpoint.stat().st_size / 1e6
+        print(f"wrote {args.slim_checkpoint} ({size:.2f} MB, float16, no optimizer state)")
+        weights = args.slim_checkpoint
+    report = export_onnx(weights, args.out)
     size = Path(args.out).stat().st_size / 1e6
     print(f"wrote {args.out} ({size:.2f} MB); parity with torch: {json.dumps(describe(report))}")
     return 0

@@ -61,6 +61,15 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> None:
     tmp.replace(path)
 
 
+def slim_checkpoint(src: str | Path, dst: str | Path) -> None:
+    """The shippable form of a checkpoint (a run's last.pt is float32 with optimizer state for
+    --resume, ~11 MB): float16 weights, no resume state; config and metadata kept as they are."""
+    ckpt = read_checkpoint(src)
+    ckpt.pop("resume", None)
+    ckpt["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    save_checkpoint(ckpt, dst)
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
