@@ -223,12 +223,12 @@ def drawing_id(analysis: Analysis) -> str:
     return "" if analysis.gray is None else hashlib.sha1(analysis.gray.tobytes()).hexdigest()[:12]
 
 
-def live_reading_ui(analysis: Analysis) -> None:
+def live_reading_ui(analysis: Analysis, drawing: str) -> None:
     """The reading right under the canvas (in the first screen on a phone), announced to screen
-    readers when it changes."""
+    readers when it changes; `drawing` is the drawing's `drawing_id`."""
     text = html.escape(reading_line(analysis))
     st.html(
-        f'<p role="status" aria-live="polite" data-drawing="{drawing_id(analysis)}" '
+        f'<p role="status" aria-live="polite" data-drawing="{drawing}" '
         f'style="margin:0;font-size:1.25rem"><b>{text}</b></p>'
     )
 
@@ -297,7 +297,7 @@ def _send_feedback(
     state[f"fb-{digest}-donate"] = False
 
 
-def feedback_ui(analysis: Analysis) -> None:
+def feedback_ui(analysis: Analysis, digest: str) -> None:
     """'Is this right?': confirm or correct each numbered box, label missed ink, opt in to donate.
     Widget keys carry the drawing's digest: a new stroke resets every answer and the consent."""
     try:
@@ -307,7 +307,7 @@ def feedback_ui(analysis: Analysis) -> None:
         return
     if store is None or analysis.gray is None:
         return  # turned off by DIGIT_DETECTOR_FEEDBACK=off
-    gray, digest = analysis.gray, drawing_id(analysis)
+    gray = analysis.gray
     panel = st.expander("Is this right? Help improve the model", key="feedback-open", on_change="rerun")
     if not panel.open:
         return  # its widgets and the ink proposals cost a third of a run: only when opened
@@ -368,12 +368,13 @@ def draw_tab_ui(stroke: int, conf: float, size_name: str) -> None:
     with left:
         image, size = canvas_ui(stroke, size_name)
         analysis, ms = run_analysis(image, conf, display_width=size[0] if wide else min(size[0], 420))
-        live_reading_ui(analysis)  # right under the canvas: in the first screen on a phone
+        drawing = drawing_id(analysis)  # hashed once per run, for the reading and the feedback
+        live_reading_ui(analysis, drawing)  # right under the canvas: in the first screen on a phone
         canvas_buttons_ui()
     with right:
         results_ui(analysis, ms, key="draw")
         if not analysis.blank:
-            feedback_ui(analysis)
+            feedback_ui(analysis, drawing)
 
 
 def upload_tab_ui(conf: float) -> None:
@@ -386,7 +387,7 @@ def upload_tab_ui(conf: float) -> None:
         st.error(str(exc))
         return
     analysis, ms = run_analysis(picture, conf, display_width=min(700, picture.width))
-    live_reading_ui(analysis)
+    live_reading_ui(analysis, drawing_id(analysis))
     results_ui(analysis, ms, key="upload")
 
 

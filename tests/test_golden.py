@@ -178,8 +178,8 @@ Box = tuple[float, float, float, float]
 def _on_input(canvas: np.ndarray, box: Box) -> Box:
     """A canvas box as the model would see it: (cx, cy, w, h) in input pixels."""
     _, letterbox = letterbox_gray(to_gray_on_white(canvas))
-    x1, y1, x2, y2 = letterbox.to_input(np.array([box]))[0]
-    return (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+    cx, cy, w, h = xyxy_to_cxcywh(letterbox.to_input(np.array([box])))[0]
+    return cx, cy, w, h
 
 
 def _anchor(cxcywh: tuple[float, float, float, float], obj: float, probs: dict[int, float]) -> list[float]:

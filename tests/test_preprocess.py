@@ -7,6 +7,7 @@ from PIL import Image
 from digit_detector.preprocess import (
     INPUT_SIZE,
     Letterbox,
+    ink_box,
     is_blank,
     letterbox_gray,
     preprocess,
@@ -184,8 +185,9 @@ def test_a_one_pixel_stroke_on_a_large_canvas_stays_visible_in_the_letterbox() -
 
 
 def _found(square: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(square < 128)
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)
+    found = ink_box(square, level=128)
+    assert found is not None, "no ink in the square"
+    return found
 
 
 def test_small_writing_on_a_wide_canvas_keeps_its_size() -> None:
