@@ -267,3 +267,24 @@ def test_yolo_files_round_trip_to_the_same_pixel_boxes(drawings: list, tmp_path:
         np.testing.assert_allclose(item.boxes, scene.boxes, atol=0.01)
         np.testing.assert_array_equal(item.class_ids, scene.class_ids)
     assert (tmp_path / "data.yaml").read_text().count("censored") == 1
+
+
+@pytest.mark.parametrize("kind", ["single", "number"])
+def test_digit_emphasis_makes_a_digit_that_much_more_frequent(drawings: list, kind: str) -> None:
+    def digit_counts(emphasis: tuple[tuple[str, float], ...]) -> np.ndarray:
+        cfg = SceneConfig(kinds=(kind,), kind_weights=(1.0,), digit_emphasis=emphasis)
+        composer = SceneComposer(DrawingPool(drawings), cfg)
+        rng = np.random.default_rng(0)
+        ids = np.concatenate([composer.layout(rng).class_ids() for _ in range(700)])
+        return np.bincount(ids[ids < 10], minlength=10)
+
+    plain = digit_counts(())
+    tilted = digit_counts((("1", 3.0),))
+    others = [d for d in range(10) if d != 1]
+    assert 0.7 < plain[1] / plain[others].mean() < 1.4
+    assert 2.3 < tilted[1] / tilted[others].mean() < 3.9
+
+
+def test_digit_emphasis_of_a_non_digit_is_refused(drawings: list) -> None:
+    with pytest.raises(ValueError, match="other"):
+        SceneComposer(DrawingPool(drawings), SceneConfig(digit_emphasis=(("other", 2.0),)))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..classes import CENSORED_ID, DIGIT_IDS, NUM_CLASSES, OTHER_ID
+from ..classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, NUM_CLASSES, OTHER_ID
 from ..preprocess import Letterbox, letterbox_gray, normalise_ink
 from .augment import RasterNoise, StrokeAugment, augment_drawings, drop_tiny_stroke
 from .polylines import Polylines
@@ -59,6 +59,9 @@ class SceneConfig:
     digit_weight: float = 0.62
     other_weight: float = 0.26
     censored_weight: float = 0.12
+    # Relative weight of a digit among digits (others 1.0), in single objects and numbers alike:
+    # "1" and "7" are confused with each other (a flagged 1 looks like a 7) and "0" with "other".
+    digit_emphasis: tuple[tuple[str, float], ...] = (("1", 1.6), ("7", 1.4), ("0", 1.2))
     # Share of each class's samples per source (the rest of the class: sqrt(count) weighting).
     # Doodles are over half of "other", so doodles of "other" appear more often than censored
     # doodles and the doodle style alone cannot tell the two classes apart.
@@ -67,6 +70,8 @@ class SceneConfig:
         ("quickdraw_more_other", 0.26),
         ("quickdraw_hard_negatives", 0.08),
         ("other_procedural", 0.08),
+        # Real obscene doodles are messier than the generated ones and are what visitors draw.
+        ("censored_procedural", 0.35),
     )
     min_object_input_px: float = 10.0  # smallest object side after letterboxing to 192
     input_size: int = 192
@@ -225,9 +230,13 @@ class SceneComposer:
     def __post_init__(self) -> None:
         available = self.pool.classes()
         digits = sorted(DIGIT_IDS & available)
+        emphasis = dict(self.config.digit_emphasis)
+        if unknown := set(emphasis) - {CLASS_NAMES[d] for d in DIGIT_IDS}:
+            raise ValueError(f"digit_emphasis names digits '0'..'9' only, not {sorted(unknown)}")
+        digit_shares = [emphasis.get(CLASS_NAMES[d], 1.0) for d in digits]
         weights: dict[int, float] = {}
-        for d in digits:
-            weights[d] = self.config.digit_weight / len(digits)
+        for d, share in zip(digits, digit_shares, strict=True):
+            weights[d] = self.config.digit_weight * share / sum(digit_shares)
         if OTHER_ID in available:
             weights[OTHER_ID] = self.config.other_weight
         if CENSORED_ID in available:
@@ -237,6 +246,7 @@ class SceneComposer:
         self._class_ids = list(weights)
         self._pick_class = Categorical(list(weights.values()))
         self._digit_ids = digits or list(weights)
+        self._pick_digit = Categorical(digit_shares if digits else [1.0] * len(weights))
         self._pick_canvas = Categorical(self.config.canvas_weights)
         self._pick_kind = Categorical(self.config.kind_weights)
         low, high = self.config.stroke_width
@@ -386,7 +396,7 @@ class SceneComposer:
             gap = digit_h * rng.uniform(0.02, 0.45)
             wanted = [
                 (
-                    self._digit_ids[int(rng.random() * len(self._digit_ids))]
+                    self._digit_ids[self._pick_digit.sample(rng)]
                     if rng.random() > 0.08
                     else self._sample_class(rng),
                     digit_h * rng.uniform(0.85, 1.1),
