@@ -17,6 +17,7 @@ from digit_detector.data.compose import (
     draw_polylines,
     draw_strokes,
 )
+from digit_detector.data.dataset import GeneratedScenes
 from digit_detector.data.generate import make_composer, write_yolo_dataset
 from digit_detector.data.polylines import Polylines
 from digit_detector.data.strokes import DataDirError, Drawing, load_drawings, resolve_data_dir
@@ -288,3 +289,9 @@ def test_digit_emphasis_makes_a_digit_that_much_more_frequent(drawings: list, ki
 def test_digit_emphasis_of_a_non_digit_is_refused(drawings: list) -> None:
     with pytest.raises(ValueError, match="other"):
         SceneComposer(DrawingPool(drawings), SceneConfig(digit_emphasis=(("other", 2.0),)))
+
+
+def test_training_scenes_emphasise_the_confused_digits_and_evaluation_scenes_do_not(drawings: list) -> None:
+    training = dict(GeneratedScenes(drawings, seed=0).composer.config.digit_emphasis)
+    assert training["1"] > 1 and training["7"] > 1
+    assert SceneComposer.from_drawings(drawings).config.digit_emphasis == ()

@@ -59,9 +59,9 @@ class SceneConfig:
     digit_weight: float = 0.62
     other_weight: float = 0.26
     censored_weight: float = 0.12
-    # Relative weight of a digit among digits (others 1.0), in single objects and numbers alike:
-    # "1" and "7" are confused with each other (a flagged 1 looks like a 7) and "0" with "other".
-    digit_emphasis: tuple[tuple[str, float], ...] = (("1", 1.6), ("7", 1.4), ("0", 1.2))
+    # Relative weight of a digit among digits (others 1.0), in single objects and numbers alike;
+    # none here: evaluation scenes draw every digit equally often (training: TRAINING_SCENES).
+    digit_emphasis: tuple[tuple[str, float], ...] = ()
     # Share of each class's samples per source (the rest of the class: sqrt(count) weighting).
     # Doodles are over half of "other", so doodles of "other" appear more often than censored
     # doodles and the doodle style alone cannot tell the two classes apart.
@@ -77,6 +77,11 @@ class SceneConfig:
     input_size: int = 192
     # Digit height range of "number" layouts in canvas px (None: from the canvas and the row).
     number_digit_height: tuple[float, float] | None = None
+
+
+# Training draws the digits it confuses most more often: "1" and "7" (a flagged 1 looks like a 7),
+# and "0" (read as "other" when round).
+TRAINING_SCENES = SceneConfig(digit_emphasis=(("1", 1.6), ("7", 1.4), ("0", 1.2)))
 
 
 @dataclass
@@ -511,6 +516,7 @@ def draw_polylines(image: np.ndarray, strokes: Polylines, width: float, ink: int
 
 __all__ = [
     "NUM_CLASSES",
+    "TRAINING_SCENES",
     "DrawingPool",
     "Scene",
     "SceneComposer",

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .augment import RasterNoise, StrokeAugment
-from .compose import Scene, SceneComposer, SceneConfig
+from .compose import TRAINING_SCENES, Scene, SceneComposer, SceneConfig
 from .strokes import Drawing
 
 Sample = tuple[torch.Tensor, torch.Tensor]  # (1, S, S) uint8 gray, (N, 5) [class, x1, y1, x2, y2]
@@ -74,7 +74,7 @@ class GeneratedScenes(IterableDataset[Sample]):
     ) -> None:
         self.composer = SceneComposer.from_drawings(
             drawings,
-            config,
+            config or TRAINING_SCENES,
             augment if augment is not None else StrokeAugment(),
             noise if noise is not None else RasterNoise(),
         )
