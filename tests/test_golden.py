@@ -308,6 +308,43 @@ def test_report_command_runs_on_the_fixture_strokes(
     assert report["groups"]["numbers"]["images"] == 3 and report["groups"]["numbers"]["map50"] is not None
     assert report["groups"]["unseen_doodles"]["images"] == 0  # the fixture has no doodles
     assert (out / "report.md").read_text().startswith("Weights")
+    assert (out / "failures_numbers.png").exists()
+
+
+def test_misread_numbers_are_kept_with_what_was_drawn_and_what_was_read(stroke_dir: Path) -> None:
+    """Kills: misread numbers not collected, or captioned without the number drawn."""
+    from digit_detector.data.strokes import load_drawings
+    from digit_detector.report import groups, run_group
+
+    class SeesNothing:
+        censored_conf = 0.45
+
+        def infer(self, image: np.ndarray) -> tuple[None, None]:
+            return None, None
+
+        def decide(self, *args: object, **kwargs: object) -> list:
+            return []
+
+    numbers = next(g for g in groups() if g.name == "numbers")
+    result = run_group(SeesNothing(), numbers, load_drawings(stroke_dir), 3, seed=0)  # type: ignore[arg-type]
+    assert result.numbers_exact == 0 and len(result.failures) == 3
+    for failure in result.failures:
+        drawn, read = failure.caption.split(" read ")
+        assert drawn.replace(" ", "").isdigit() and read == "nothing" and failure.shown == []
+
+
+def test_failure_sheet_writes_each_caption_under_its_canvas() -> None:
+    from digit_detector.report import Failure, failure_sheet
+
+    canvas = np.full((100, 100), 255, np.uint8)
+    plain = np.asarray(failure_sheet([Failure(canvas, [])], cols=2, tile=150))
+    assert plain.shape[:2] == (150, 300)
+    sheet = np.asarray(
+        failure_sheet([Failure(canvas, []), Failure(canvas, [], "12 read 72")], cols=2, tile=150)
+    )
+    assert sheet.shape[0] > 150
+    strip = sheet[150:].min(axis=2) < 100  # dark text under the canvases
+    assert not strip[:, :150].any() and strip[:, 150:].any()
 
 
 def test_even_category_group_draws_every_category_equally_often(stroke_dir: Path) -> None:

@@ -33,7 +33,7 @@ CLASS_COLOURS: dict[int, tuple[int, int, int]] = {
 
 
 @lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # very old Pillow without sized default fonts
@@ -83,7 +83,7 @@ def annotate(
             pixelate(base, box)
     draw = ImageDraw.Draw(base)
     line = max(2, round(min(base.size) / 160))
-    font = _font(max(12, round(min(base.size) / 22)))
+    font = label_font(max(12, round(min(base.size) / 22)))
     for d, box in zip(detections, boxes, strict=True):
         draw.rectangle(box, outline=CLASS_COLOURS.get(d.class_id, (0, 0, 0)), width=line)
     placed: list[tuple[float, float, float, float]] = []

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from .boxes import box_iou
@@ -30,11 +30,13 @@ from .data.compose import DrawingPool, Scene, SceneComposer, SceneConfig
 from .data.strokes import Drawing
 from .inference import Detector
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
-from .render import annotate, read_numbers
+from .render import annotate, label_font, read_numbers
 
-MAX_FAILURES = 24  # per doodle group, drawn in failures_<group>.png
+CAPTION_PX = 12
+MAX_FAILURES = 24  # per group, drawn in failures_<group>.png
 LISTS = ("max_censored", "failures")  # per-canvas data, not in report.json
 SINGLE_DOODLE_GROUPS = ("unseen_doodles", "even_unseen_doodles", "seen_doodles", "real_obscene")  # rates
+NUMBER_GROUPS = ("numbers", "small_writing")  # numbers read exactly
 THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.05), 2))
 
 
@@ -128,7 +130,14 @@ class GroupResult:
     read_as_digit: float = 0.0  # share of canvases without digits where a digit is shown
     double_labels: int = 0  # non-censored pairs shown on one object (IoU > 0.5)
     max_censored: list[float] = field(default_factory=list, repr=False)
-    failures: list[tuple[np.ndarray, list[Detection]]] = field(default_factory=list, repr=False)
+    failures: list[Failure] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class Failure:
+    image: np.ndarray  # the canvas
+    shown: list[Detection]  # what the app shows on it
+    caption: str = ""  # e.g. what was drawn and what was read
 
 
 def _truth_numbers(scene: Scene) -> list[str]:
@@ -192,12 +201,16 @@ def run_group(
             group.name.endswith("doodles") and any(d.is_digit for d in shown)
         )
         if wrong and group.name in SINGLE_DOODLE_GROUPS and len(result.failures) < MAX_FAILURES:
-            result.failures.append((scene.image, shown))
+            result.failures.append(Failure(scene.image, shown))
         if not any(int(c) in DIGIT_IDS for c in scene.class_ids):
             no_digit += 1
             digit_shown += any(d.is_digit for d in shown)
-        if group.name in ("numbers", "small_writing"):
-            exact.append(read_numbers(shown) == _truth_numbers(scene))
+        if group.name in NUMBER_GROUPS:
+            drawn, read = _truth_numbers(scene), read_numbers(shown)
+            exact.append(read == drawn)
+            if read != drawn and len(result.failures) < MAX_FAILURES:
+                caption = f"{' '.join(drawn)} read {' '.join(read) or 'nothing'}"
+                result.failures.append(Failure(scene.image, shown, caption))
         result.double_labels += _double_labels(shown)
     result.images = count
     result.pixelated = pixelated / count
@@ -259,23 +272,28 @@ def generalisation_report(
             from .plots import plot_censored_sweep
 
             plot_censored_sweep(sweep, detector.censored_conf, out / "censored_threshold.png")
-            for name in SINGLE_DOODLE_GROUPS:
+            for name in SINGLE_DOODLE_GROUPS + NUMBER_GROUPS:
                 failure_sheet(results[name].failures).save(out / f"failures_{name}.png")
         except Exception as exc:  # a plot must never lose the numbers
             print(f"could not plot the censored sweep: {exc}")
     return report
 
 
-def failure_sheet(
-    failures: Sequence[tuple[np.ndarray, list[Detection]]], cols: int = 8, tile: int = 150
-) -> Image.Image:
-    """Each failing canvas as the app shows it (boxes, labels, pixelation), in a grid."""
+def failure_sheet(failures: Sequence[Failure], cols: int = 8, tile: int = 150) -> Image.Image:
+    """Each failing canvas as the app shows it (boxes, labels, pixelation), in a grid, with its
+    caption (if any) in a line under it."""
+    caption_height = CAPTION_PX + 6 if any(f.caption for f in failures) else 0
+    cell = (tile, tile + caption_height)
     rows = max(1, -(-len(failures) // cols))
-    sheet = Image.new("RGB", (cols * tile, rows * tile), (235, 235, 235))
-    for k, (image, shown) in enumerate(failures):
-        picture = annotate(image, shown, display_width=tile * 2)
+    sheet = Image.new("RGB", (cols * cell[0], rows * cell[1]), (235, 235, 235))
+    draw = ImageDraw.Draw(sheet)
+    for k, failure in enumerate(failures):
+        x, y = (k % cols) * cell[0], (k // cols) * cell[1]
+        picture = annotate(failure.image, failure.shown, display_width=tile * 2)
         picture.thumbnail((tile - 6, tile - 6))
-        sheet.paste(picture, ((k % cols) * tile + 3, (k // cols) * tile + 3))
+        sheet.paste(picture, (x + 3, y + 3))
+        if failure.caption:
+            draw.text((x + 3, y + tile), failure.caption, fill=(0, 0, 0), font=label_font(CAPTION_PX))
     return sheet
 
 
