@@ -175,6 +175,27 @@ def group_composer(group: Group, pool: Sequence[Drawing]) -> SceneComposer:
     return SceneComposer(even, group.config)
 
 
+def _failure(group: str, scene: Scene, shown: list[Detection]) -> Failure | None:
+    """The canvas as a failure of its group, if it is one: a doodle wrongly pixelated or read
+    as a digit, an obscene doodle not pixelated, a number misread (captioned)."""
+    if group in NUMBER_GROUPS:
+        drawn, read = _truth_numbers(scene), read_numbers(shown)
+        return (
+            None
+            if read == drawn
+            else Failure(scene.image, shown, f"{' '.join(drawn)} read {' '.join(read) or 'nothing'}")
+        )
+    if group not in SINGLE_DOODLE_GROUPS:
+        return None
+    censored_shown = any(d.class_id == CENSORED_ID for d in shown)
+    digit_on_doodle = group.endswith("doodles") and any(d.is_digit for d in shown)
+    return (
+        Failure(scene.image, shown)
+        if censored_shown != (group == "real_obscene") or digit_on_doodle
+        else None
+    )
+
+
 def run_group(
     detector: Detector, group: Group, drawings: Sequence[Drawing], count: int, seed: int
 ) -> GroupResult:
@@ -195,22 +216,15 @@ def run_group(
         shown = [d for d in shown if d.class_id != CENSORED_ID or d.score >= detector.censored_conf]
         truths.append(ImageTruth(scene.boxes, scene.class_ids))
         preds.append(_as_prediction(detector.decide(raw, to_source, all_candidates=True)))
-        censored_shown = any(d.class_id == CENSORED_ID for d in shown)
-        pixelated += censored_shown
-        wrong = censored_shown != (group.name == "real_obscene") or (
-            group.name.endswith("doodles") and any(d.is_digit for d in shown)
-        )
-        if wrong and group.name in SINGLE_DOODLE_GROUPS and len(result.failures) < MAX_FAILURES:
-            result.failures.append(Failure(scene.image, shown))
+        pixelated += any(d.class_id == CENSORED_ID for d in shown)
         if not any(int(c) in DIGIT_IDS for c in scene.class_ids):
             no_digit += 1
             digit_shown += any(d.is_digit for d in shown)
+        failure = _failure(group.name, scene, shown)
         if group.name in NUMBER_GROUPS:
-            drawn, read = _truth_numbers(scene), read_numbers(shown)
-            exact.append(read == drawn)
-            if read != drawn and len(result.failures) < MAX_FAILURES:
-                caption = f"{' '.join(drawn)} read {' '.join(read) or 'nothing'}"
-                result.failures.append(Failure(scene.image, shown, caption))
+            exact.append(failure is None)
+        if failure is not None and len(result.failures) < MAX_FAILURES:
+            result.failures.append(failure)
         result.double_labels += _double_labels(shown)
     result.images = count
     result.pixelated = pixelated / count
