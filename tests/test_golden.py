@@ -329,8 +329,9 @@ def test_misread_numbers_are_kept_with_what_was_drawn_and_what_was_read(stroke_d
     result = run_group(SeesNothing(), numbers, load_drawings(stroke_dir), 3, seed=0)  # type: ignore[arg-type]
     assert result.numbers_exact == 0 and len(result.failures) == 3
     for failure in result.failures:
-        drawn, read = failure.caption.split(" read ")
-        assert drawn.replace(" ", "").isdigit() and read == "nothing" and failure.shown == []
+        drawn, read = failure.caption.splitlines()
+        assert drawn.startswith("drawn ") and drawn[6:].replace(" ", "").isdigit()
+        assert read == "read nothing" and failure.shown == []
 
 
 def test_failure_sheet_writes_each_caption_under_its_canvas() -> None:
@@ -339,12 +340,15 @@ def test_failure_sheet_writes_each_caption_under_its_canvas() -> None:
     canvas = np.full((100, 100), 255, np.uint8)
     plain = np.asarray(failure_sheet([Failure(canvas, [])], cols=2, tile=150))
     assert plain.shape[:2] == (150, 300)
+    long_caption = "drawn 1234567890 1234567890\nread 7234567890 1234567890"
     sheet = np.asarray(
-        failure_sheet([Failure(canvas, []), Failure(canvas, [], "12 read 72")], cols=2, tile=150)
+        failure_sheet([Failure(canvas, []), Failure(canvas, [], long_caption)], cols=2, tile=150)
     )
-    assert sheet.shape[0] > 150
-    strip = sheet[150:].min(axis=2) < 100  # dark text under the canvases
-    assert not strip[:, :150].any() and strip[:, 150:].any()
+    assert sheet.shape[0] > 150 + 2 * 12
+    text = sheet[150:].min(axis=2) < 100  # dark text under the canvases
+    assert not text[:, :150].any() and text[:, 150:].any()
+    assert text[: text.shape[0] // 2].any() and text[text.shape[0] // 2 :].any()  # two lines
+    assert not text[:, -3:].any()  # cut to the tile, not spilling over its edge
 
 
 def test_even_category_group_draws_every_category_equally_often(stroke_dir: Path) -> None:

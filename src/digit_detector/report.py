@@ -32,7 +32,7 @@ from .inference import Detector
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
 from .render import annotate, label_font, read_numbers
 
-CAPTION_PX = 12
+CAPTION_PX = 12  # failure sheet caption lines
 MAX_FAILURES = 24  # per group, drawn in failures_<group>.png
 LISTS = ("max_censored", "failures")  # per-canvas data, not in report.json
 SINGLE_DOODLE_GROUPS = ("unseen_doodles", "even_unseen_doodles", "seen_doodles", "real_obscene")  # rates
@@ -183,7 +183,7 @@ def _failure(group: str, scene: Scene, shown: list[Detection]) -> Failure | None
         return (
             None
             if read == drawn
-            else Failure(scene.image, shown, f"{' '.join(drawn)} read {' '.join(read) or 'nothing'}")
+            else Failure(scene.image, shown, f"drawn {' '.join(drawn)}\nread {' '.join(read) or 'nothing'}")
         )
     if group not in SINGLE_DOODLE_GROUPS:
         return None
@@ -295,9 +295,10 @@ def generalisation_report(
 
 def failure_sheet(failures: Sequence[Failure], cols: int = 8, tile: int = 150) -> Image.Image:
     """Each failing canvas as the app shows it (boxes, labels, pixelation), in a grid, with its
-    caption (if any) in a line under it."""
-    caption_height = CAPTION_PX + 6 if any(f.caption for f in failures) else 0
-    cell = (tile, tile + caption_height)
+    caption (if any) in lines under it, each cut to the tile's width."""
+    font = label_font(CAPTION_PX)
+    lines = max((len(f.caption.splitlines()) for f in failures), default=0)
+    cell = (tile, tile + lines * (CAPTION_PX + 2) + (4 if lines else 0))
     rows = max(1, -(-len(failures) // cols))
     sheet = Image.new("RGB", (cols * cell[0], rows * cell[1]), (235, 235, 235))
     draw = ImageDraw.Draw(sheet)
@@ -306,8 +307,10 @@ def failure_sheet(failures: Sequence[Failure], cols: int = 8, tile: int = 150) -
         picture = annotate(failure.image, failure.shown, display_width=tile * 2)
         picture.thumbnail((tile - 6, tile - 6))
         sheet.paste(picture, (x + 3, y + 3))
-        if failure.caption:
-            draw.text((x + 3, y + tile), failure.caption, fill=(0, 0, 0), font=label_font(CAPTION_PX))
+        for n, line in enumerate(failure.caption.splitlines()):
+            while len(line) > 1 and draw.textlength(line, font=font) > tile - 6:
+                line = line[:-2] + "…"
+            draw.text((x + 3, y + tile + n * (CAPTION_PX + 2)), line, fill=(0, 0, 0), font=font)
     return sheet
 
 
