@@ -27,9 +27,9 @@ DEFAULT_CONF = 0.5
 DEFAULT_IOU = 0.45
 # Censored boxes are shown (pixelated) from this score, whatever the slider: the best separation
 # (Youden's J) of 400 held-out real obscene doodles and 400 doodles of categories never trained
-# on, for the shipped weights: 86.2% of the first pixelated, 16.2% of the second (`digit-detector
+# on, for the shipped weights: 88.0% of the first pixelated, 14.8% of the second (`digit-detector
 # report`; docs/MODEL_CARD.md, "The censored threshold").
-CENSORED_CONF = 0.45
+CENSORED_CONF = 0.55
 CENSORED_DOMINANCE = 3.0
 DOMINANCE_IOU = 0.5
 MAX_DETECTIONS = 100
