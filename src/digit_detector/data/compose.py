@@ -79,22 +79,9 @@ class SceneConfig:
     number_digit_height: tuple[float, float] | None = None
 
 
-# Training draws what it confuses most more often than evaluation scenes do: "1" and "7" (a
-# flagged 1 looks like a 7) and "0" (read as "other" when round); censored drawings and the
-# doodles shaped like them (real obscene doodles were read as "other" 16% of the time).
-TRAINING_SCENES = SceneConfig(
-    digit_emphasis=(("1", 1.6), ("7", 1.4), ("0", 1.2)),
-    digit_weight=0.58,
-    other_weight=0.27,
-    censored_weight=0.15,
-    source_shares=(
-        ("quickdraw_other", 0.21),
-        ("quickdraw_more_other", 0.25),
-        ("quickdraw_hard_negatives", 0.12),
-        ("other_procedural", 0.08),
-        ("censored_procedural", 0.35),
-    ),
-)
+# Training draws the digits it confuses most more often: "1" and "7" (a flagged 1 looks like a 7),
+# and "0" (read as "other" when round).
+TRAINING_SCENES = SceneConfig(digit_emphasis=(("1", 1.6), ("7", 1.4), ("0", 1.2)))
 
 
 @dataclass
