@@ -289,7 +289,7 @@ def generalisation_report(
             for name in SINGLE_DOODLE_GROUPS + NUMBER_GROUPS:
                 failure_sheet(results[name].failures).save(out / f"failures_{name}.png")
         except Exception as exc:  # a plot must never lose the numbers
-            print(f"could not plot the censored sweep: {exc}")
+            print(f"could not draw the censored sweep or the failure sheets: {exc}")
     return report
 
 
