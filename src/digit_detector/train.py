@@ -29,15 +29,18 @@ from .distributed import DistContext
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
 from .model.checkpoint import load_model, make_checkpoint, read_checkpoint, save_checkpoint
 from .model.config import ModelConfig, load_config
+from .model.grow import grow_model
 from .model.loss import YOLOLoss
 from .model.yolo import YOLO, build_model
 from .postprocess import postprocess_for_map
 from .preprocess import INPUT_SCALE
 
+DEFAULT_MODEL_CONFIG = "models/yolov3-pico.yaml"
+
 
 @dataclass
 class TrainConfig:
-    model_config: str = "models/yolov3-pico.yaml"
+    model_config: str | None = None  # models/X.yaml; None: yolov3-pico, or init_weights' own
     out_dir: str = "runs/train"
     data_dir: str | None = None
     time_budget: float = 45 * 60.0  # seconds of wall time, validation included
@@ -323,8 +326,10 @@ def _initial_model(cfg: TrainConfig, resume: dict[str, Any] | None) -> YOLO:
         model = build_model(ModelConfig.from_dict(resume["config"]))
     elif cfg.init_weights:
         model, _ = load_model(cfg.init_weights)  # fine-tune: weights only
+        if cfg.model_config is not None:  # the same architecture, or a deeper one grown from it
+            model = grow_model(model, load_config(cfg.model_config))
     else:
-        model = build_model(load_config(cfg.model_config))
+        model = build_model(load_config(cfg.model_config or DEFAULT_MODEL_CONFIG))
     cast(Any, model).to(memory_format=torch.channels_last)  # to() returns self; stubs miss the kwarg
     return model
 
