@@ -7,8 +7,9 @@ import torch
 from digit_detector.boxes import box_iou
 from digit_detector.model import build_model, load_config
 from digit_detector.model.config import MODELS_DIR, ConfigError, ModelConfig
+from digit_detector.model.grow import grow_model
 from digit_detector.model.loss import YOLOLoss
-from digit_detector.model.yolo import count_parameters
+from digit_detector.model.yolo import YOLO, count_parameters
 from digit_detector.postprocess import postprocess
 
 CONFIGS = sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
@@ -99,3 +100,47 @@ def test_model_overfits_a_handful_of_scenes() -> None:
             ious = box_iou(t[None, 2:].numpy(), boxes)[0]
             best = int(ious.argmax())
             assert ious[best] > 0.6 and classes[best] == int(t[1])
+
+
+def _trained_pico() -> YOLO:
+    """Pico with every BatchNorm set off its defaults, as after training (so a grown block that
+    kept default BatchNorm parameters would visibly change the outputs)."""
+    torch.manual_seed(0)
+    model = build_model(load_config("yolov3-pico"))
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(module.bias, -0.2, 0.2)
+            module.running_mean.uniform_(-0.3, 0.3)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def test_growing_adds_blocks_that_start_as_identities_and_then_learn() -> None:
+    source = _trained_pico()
+    deep_cfg = load_config("yolov3-pico-deep")
+    grown = grow_model(source, deep_cfg)  # raises if the outputs differ by > 1e-5
+    assert grown.config == deep_cfg and count_parameters(grown) > 1.4 * count_parameters(source)
+    x = torch.rand(2, 3, 192, 192)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), source(x), atol=1e-5, rtol=0)
+    added = grown.backbone.stages["stage4_s32"][3]
+    assert float(added.expand[1].weight.abs().max()) == 0.0
+    trained = {k: v.clone() for k, v in grown.state_dict().items()}
+    grown.train()
+    optimizer = torch.optim.SGD(grown.parameters(), lr=0.1)
+    loss = sum(r[..., 4].sigmoid().sum() for r in grown(x))
+    loss.backward()
+    optimizer.step()
+    assert float(added.expand[1].weight.abs().max()) > 0  # the identity is only a start
+    assert not torch.equal(grown.state_dict()["backbone.stem.0.weight"], trained["backbone.stem.0.weight"])
+
+
+def test_growing_refuses_what_would_lose_the_trained_weights() -> None:
+    source = _trained_pico()
+    pico = source.config.to_dict()
+    changes = ({"stage_channels": [24, 48, 96, 192]}, {"stage_blocks": [1, 2, 1, 1]}, {"head_repeats": 1})
+    for change in changes:
+        with pytest.raises(ConfigError, match="only more residual blocks"):
+            grow_model(source, ModelConfig.from_dict({**pico, **change}))
+    assert grow_model(source, source.config).state_dict().keys() == source.state_dict().keys()

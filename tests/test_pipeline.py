@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from digit_detector import Detector
 from digit_detector.cli import main
 from digit_detector.data.dataset import fixed_scenes
 from digit_detector.data.strokes import load_drawings
-from digit_detector.export import check_parity
+from digit_detector.export import FLOAT16_SCORE_TOL, check_parity
 from digit_detector.model.checkpoint import load_model, read_checkpoint
 from digit_detector.preprocess import to_model_input
 
@@ -143,12 +144,36 @@ def test_export_parity_and_both_backends_agree(trained: Path, stroke_dir: Path, 
         np.testing.assert_allclose(x.box, y.box, atol=0.05)
 
 
+def test_float16_export_halves_the_file_and_keeps_the_decisions(
+    trained: Path, stroke_dir: Path, tmp_path: Path
+) -> None:
+    full, half = tmp_path / "full.onnx", tmp_path / "half.onnx"
+    weights = str(trained / "best.pt")
+    assert main(["export", "--weights", weights, "--out", str(full)]) == 0
+    assert main(["export", "--weights", weights, "--out", str(half), "--float16"]) == 0
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    initializers = onnx.load(str(half)).graph.initializer
+    big = [t for t in initializers if int(np.prod(t.dims)) >= 64]
+    assert big and all(t.data_type == onnx.TensorProto.FLOAT16 for t in big)
+    assert Detector(half).metadata["weights_dtype"] == "float16"
+    scenes = fixed_scenes(load_drawings(stroke_dir), 6, seed=3)
+    inputs = np.stack([to_model_input(s.image) for s in scenes])
+    model, _ = load_model(trained / "best.pt")
+    report = check_parity(model, half, inputs=inputs, score_tol=FLOAT16_SCORE_TOL)
+    assert report.max_score_diff < FLOAT16_SCORE_TOL and report.min_box_iou > 0.99
+    with pytest.raises(RuntimeError, match="parity check failed"):  # float16 is not float32-exact
+        check_parity(model, half, inputs=inputs, score_tol=1e-6)
+    head = model.head.outputs[0][-1]
+    with torch.no_grad():
+        head.bias.view(3, -1)[:, 4] += 1.0  # a different model: more and other candidates
+    with pytest.raises(RuntimeError, match="parity check failed"):
+        check_parity(model, half, inputs=inputs, score_tol=FLOAT16_SCORE_TOL)
+
+
 def test_slim_checkpoint_for_shipping_keeps_the_weights_and_drops_the_optimizer(
     trained: Path, tmp_path: Path
 ) -> None:
     """A run's last.pt (float32 + resume state) -> the shippable float16 checkpoint, exported."""
-    import torch
-
     slim, onnx_path = tmp_path / "slim.pt", tmp_path / "slim.onnx"
     args = ["export", "--weights", str(trained / "last.pt"), "--out", str(onnx_path)]
     assert main([*args, "--slim-checkpoint", str(slim)]) == 0

@@ -27,7 +27,8 @@ def can_grow(source: ModelConfig, target: ModelConfig) -> bool:
 
 
 def grow_model(source: YOLO, target_config: ModelConfig, atol: float = 1e-5) -> YOLO:
-    """`target_config` built with `source`'s weights; the added residual blocks start as identities."""
+    """`target_config` built with `source`'s weights (in `source`'s train/eval mode); the added
+    residual blocks start as identities."""
     if not can_grow(source.config, target_config):
         raise ConfigError(
             f"cannot grow {source.config.name} into {target_config.name}: only more residual "
@@ -44,16 +45,16 @@ def grow_model(source: YOLO, target_config: ModelConfig, atol: float = 1e-5) -> 
             assert isinstance(batchnorm, nn.BatchNorm2d)
             nn.init.zeros_(batchnorm.weight)
     _check_same_function(source, target, atol)
-    return target
+    return target.train(source.training)
 
 
 def _check_same_function(source: YOLO, target: YOLO, atol: float) -> None:
     size = source.config.input_size
     x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-    modes = (source.training, target.training)
+    was_training = source.training
     source.eval(), target.eval()
     with torch.inference_mode():
         diff = float((source(x) - target(x)).abs().max())
-    source.train(modes[0]), target.train(modes[1])
+    source.train(was_training)
     if diff > atol:
         raise ConfigError(f"growing {source.config.name} changed its outputs by {diff:.2e}")
