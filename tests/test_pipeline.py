@@ -165,7 +165,7 @@ def test_float16_export_halves_the_file_and_keeps_the_decisions(
         check_parity(model, half, inputs=inputs, score_tol=1e-6)
     head = model.head.outputs[0][-1]
     with torch.no_grad():
-        head.bias.view(3, -1)[:, 4] += 1.0  # a different model: more and other candidates
+        head.bias.view(3, -1)[:, 0] += 0.3  # same scores, boxes moved: only the box match sees it
     with pytest.raises(RuntimeError, match="parity check failed"):
         check_parity(model, half, inputs=inputs, score_tol=FLOAT16_SCORE_TOL)
 
