@@ -541,7 +541,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     out: dict[str, Any] = {"serving": repeated_serving(args.weights, args.runs, args.repeat)}
     if args.family is not None:
-        names = args.family or ["yolov3-pico", "yolov3-nano", "yolov3-small", "yolov3-tiny", "yolov3"]
+        names = args.family or [
+            "yolov3-pico",
+            "yolov3-pico-deep",
+            "yolov3-nano",
+            "yolov3-small",
+            "yolov3-tiny",
+            "yolov3",
+        ]
         out["family"] = bench_family(names)
     if args.train_procs:
         out["training_processes"] = bench_training_processes(
