@@ -32,3 +32,20 @@ def test_stroke_data_is_not_copied_into_the_repo() -> None:
 def test_shipped_weights_fit_the_budget() -> None:
     assert SHIPPED_ONNX.is_file() and SHIPPED_PT.is_file()
     assert SHIPPED_ONNX.stat().st_size + SHIPPED_PT.stat().st_size <= 5 * 1024 * 1024
+
+
+def test_shipped_files_hold_one_model_and_match_the_weights_readme() -> None:
+    """The ONNX file and the checkpoint are shipped together: same architecture, and the hashes
+    weights/README.md records are the files' own (so a re-export cannot go unrecorded)."""
+    import hashlib
+    import json
+
+    import onnx
+
+    from digit_detector.model.checkpoint import read_checkpoint
+
+    props = {p.key: p.value for p in onnx.load(str(SHIPPED_ONNX)).metadata_props}
+    assert json.loads(props["digit_detector"])["config"] == read_checkpoint(SHIPPED_PT)["config"]
+    readme = (REPO / "weights" / "README.md").read_text()
+    for path in (SHIPPED_ONNX, SHIPPED_PT):
+        assert f"`{hashlib.sha256(path.read_bytes()).hexdigest()}`" in readme, f"{path.name} unrecorded"
