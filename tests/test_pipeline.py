@@ -17,7 +17,7 @@ from digit_detector import Detector
 from digit_detector.cli import main
 from digit_detector.data.dataset import fixed_scenes
 from digit_detector.data.strokes import load_drawings
-from digit_detector.export import FLOAT16_SCORE_TOL, check_parity
+from digit_detector.export import FLOAT16_SCORE_TOL, ParityError, check_parity, compare_outputs
 from digit_detector.model.checkpoint import load_model, read_checkpoint
 from digit_detector.preprocess import to_model_input
 
@@ -161,13 +161,53 @@ def test_float16_export_halves_the_file_and_keeps_the_decisions(
     model, _ = load_model(trained / "best.pt")
     report = check_parity(model, half, inputs=inputs, score_tol=FLOAT16_SCORE_TOL)
     assert report.max_score_diff < FLOAT16_SCORE_TOL and report.min_box_iou > 0.99
-    with pytest.raises(RuntimeError, match="parity check failed"):  # float16 is not float32-exact
+    with pytest.raises(ParityError, match="does not compute"):  # float16 is not float32-exact
         check_parity(model, half, inputs=inputs, score_tol=1e-6)
     head = model.head.outputs[0][-1]
     with torch.no_grad():
-        head.bias.view(3, -1)[:, 0] += 0.3  # same scores, boxes moved: only the box match sees it
-    with pytest.raises(RuntimeError, match="parity check failed"):
+        head.bias.view(3, -1)[:, 0] += 0.3  # same scores, boxes moved: only the box check sees it
+    with pytest.raises(ParityError, match="does not compute"):
         check_parity(model, half, inputs=inputs, score_tol=FLOAT16_SCORE_TOL)
+
+
+def _anchors(rows: list[list[float]]) -> np.ndarray:
+    """(1, N, 5 + 12) raw outputs: cx, cy, w, h, objectness, then the given class probabilities."""
+    out = np.zeros((1, len(rows), 17), np.float32)
+    for i, row in enumerate(rows):
+        out[0, i, : len(row)] = row
+    return out
+
+
+def test_parity_compares_anchors_so_a_tie_flipping_the_decision_is_rounding() -> None:
+    # Two classes within 1e-3 of each other: the argmax (and so the decision) flips, every
+    # number moves less than the tolerance -> the same function.
+    ref = _anchors([[50, 50, 20, 40, 0.9, 0.5004, 0.4996], [120, 80, 30, 30, 0.02, 0.9]])
+    got = ref.copy()
+    got[0, 0, 5:7] = [0.4996, 0.5004]
+    report = compare_outputs(ref, got, score_tol=1e-3)
+    assert report.anchors_compared == 1 and report.min_box_iou == 1.0
+    moved = got.copy()
+    moved[0, 0, 0] += 2.0  # a scored anchor's box shifted by 10% of its width
+    with pytest.raises(ParityError, match=r"'min_box_iou': 0\.81"):
+        compare_outputs(ref, moved, score_tol=1e-3)
+    unscored = got.copy()
+    unscored[0, 1, 0] += 20.0  # an anchor below the floor may move: no decision uses it
+    assert compare_outputs(ref, unscored, score_tol=1e-3).min_box_iou == 1.0
+    rescored = got.copy()
+    rescored[0, 1, 4] += 2e-3  # but its scores may not
+    with pytest.raises(ParityError, match=r"'max_score_abs_diff': 0\.002"):
+        compare_outputs(ref, rescored, score_tol=1e-3)
+
+
+def test_failed_export_leaves_the_previous_file(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "shipped.onnx"
+    out.write_bytes(b"the weights that ship today")
+    monkeypatch.setattr("digit_detector.export.FLOAT32_SCORE_TOL", 0.0)  # no file can pass
+    assert main(["export", "--weights", str(trained / "best.pt"), "--out", str(out)]) == 2
+    assert out.read_bytes() == b"the weights that ship today"
+    assert list(tmp_path.iterdir()) == [out]
 
 
 def test_slim_checkpoint_for_shipping_keeps_the_weights_and_drops_the_optimizer(
