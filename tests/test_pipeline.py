@@ -132,7 +132,7 @@ def test_export_parity_and_both_backends_agree(trained: Path, stroke_dir: Path, 
     inputs = np.stack([to_model_input(s.image) for s in scenes])
     model, _ = load_model(trained / "best.pt")
     report = check_parity(model, onnx_path, inputs=inputs)
-    assert report.max_score_diff < 1e-3 and report.min_box_iou > 0.99
+    assert report.max_score_diff < 1e-3 and report.max_box_diff_px < 0.5
     torch_det = Detector(trained / "best.pt")
     onnx_det = Detector(onnx_path)
     assert torch_det.backend_name == "torch" and onnx_det.backend_name == "onnx"
@@ -160,7 +160,7 @@ def test_float16_export_halves_the_file_and_keeps_the_decisions(
     inputs = np.stack([to_model_input(s.image) for s in scenes])
     model, _ = load_model(trained / "best.pt")
     report = check_parity(model, half, inputs=inputs, score_tol=FLOAT16_SCORE_TOL)
-    assert report.max_score_diff < FLOAT16_SCORE_TOL and report.min_box_iou > 0.99
+    assert report.max_score_diff < FLOAT16_SCORE_TOL and report.max_box_diff_px < 0.5
     with pytest.raises(ParityError, match="does not compute"):  # float16 is not float32-exact
         check_parity(model, half, inputs=inputs, score_tol=1e-6)
     head = model.head.outputs[0][-1]
@@ -185,14 +185,14 @@ def test_parity_compares_anchors_so_a_tie_flipping_the_decision_is_rounding() ->
     got = ref.copy()
     got[0, 0, 5:7] = [0.4996, 0.5004]
     report = compare_outputs(ref, got, score_tol=1e-3)
-    assert report.anchors_compared == 1 and report.min_box_iou == 1.0
+    assert report.anchors_compared == 1 and report.max_box_diff_px == 0.0
     moved = got.copy()
-    moved[0, 0, 0] += 2.0  # a scored anchor's box shifted by 10% of its width
-    with pytest.raises(ParityError, match=r"'min_box_iou': 0\.81"):
+    moved[0, 0, 0] += 2.0  # a scored anchor's box shifted by 2 px
+    with pytest.raises(ParityError, match=r"'max_box_abs_diff_px': 2\.0"):
         compare_outputs(ref, moved, score_tol=1e-3)
     unscored = got.copy()
     unscored[0, 1, 0] += 20.0  # an anchor below the floor may move: no decision uses it
-    assert compare_outputs(ref, unscored, score_tol=1e-3).min_box_iou == 1.0
+    assert compare_outputs(ref, unscored, score_tol=1e-3).max_box_diff_px == 0.0
     rescored = got.copy()
     rescored[0, 1, 4] += 2e-3  # but its scores may not
     with pytest.raises(ParityError, match=r"'max_score_abs_diff': 0\.002"):
@@ -202,12 +202,16 @@ def test_parity_compares_anchors_so_a_tie_flipping_the_decision_is_rounding() ->
 def test_failed_export_leaves_the_previous_file(
     trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out = tmp_path / "shipped.onnx"
+    out, checkpoint = tmp_path / "shipped.onnx", tmp_path / "shipped.pt"
     out.write_bytes(b"the weights that ship today")
+    checkpoint.write_bytes(b"the checkpoint that ships today")
     monkeypatch.setattr("digit_detector.export.FLOAT32_SCORE_TOL", 0.0)  # no file can pass
-    assert main(["export", "--weights", str(trained / "best.pt"), "--out", str(out)]) == 2
+    args = ["export", "--weights", str(trained / "best.pt"), "--out", str(out)]
+    assert main(args) == 2
+    assert main([*args, "--slim-checkpoint", str(checkpoint)]) == 2
     assert out.read_bytes() == b"the weights that ship today"
-    assert list(tmp_path.iterdir()) == [out]
+    assert checkpoint.read_bytes() == b"the checkpoint that ships today"
+    assert sorted(tmp_path.iterdir()) == [out, checkpoint]
 
 
 def test_slim_checkpoint_for_shipping_keeps_the_weights_and_drops_the_optimizer(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digit_detector.boxes import box_iou, paired_box_iou
+from digit_detector.boxes import box_iou
 from digit_detector.classes import CENSORED_ID, OTHER_ID
 from digit_detector.postprocess import (
     CENSORED_DOMINANCE,
@@ -54,9 +54,6 @@ def test_nms_and_iou_edge_cases() -> None:
     a = np.array([[0, 0, 10, 10]], float)
     b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], float)
     np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0.0]])
-    pairs = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], float)
-    np.testing.assert_allclose(paired_box_iou(pairs, b), [50 / 150, 0.0])
-    np.testing.assert_allclose(paired_box_iou(b, b), [1.0, 1.0])
 
 
 def _raw(rows: list[list[float]], num_classes: int = 12) -> np.ndarray:

@@ -63,21 +63,12 @@ def yolo_to_xyxy(rows: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M)."""
-    return _iou(a[:, None, :], b[None, :, :])
-
-
-def paired_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of each box in (N, 4) with the box in the same row of (N, 4), xyxy -> (N,)."""
-    return _iou(a, b)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[..., :2], b[..., :2])
-    rb = np.minimum(a[..., 2:], b[..., 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=-1)
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def box_coverage(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ import argparse
 import json
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -456,13 +457,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .export import describe, export_onnx
     from .model.checkpoint import slim_checkpoint
 
-    weights = args.weights
-    if args.slim_checkpoint is not None:
-        slim_checkpoint(weights, args.slim_checkpoint)
-        size = args.slim_checkpoint.stat().st_size / 1e6
-        print(f"wrote {args.slim_checkpoint} ({size:.2f} MB, float16, no optimizer state)")
-        weights = args.slim_checkpoint
-    report = export_onnx(weights, args.out, float16=args.float16)
+    if args.slim_checkpoint is None:
+        report = export_onnx(args.weights, args.out, float16=args.float16)
+    else:
+        # Slimmed beside its destination, under its own name (the ONNX metadata records it),
+        # and moved into place only once the export from it has passed its parity check.
+        target = Path(args.slim_checkpoint)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            slim = Path(scratch) / target.name
+            slim_checkpoint(args.weights, slim)
+            report = export_onnx(slim, args.out, float16=args.float16)
+            slim.replace(target)
+        print(f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB, float16, no optimizer state)")
     size = Path(args.out).stat().st_size / 1e6
     dtype = "float16" if args.float16 else "float32"
     parity = json.dumps(describe(report))

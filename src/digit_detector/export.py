@@ -23,7 +23,6 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from .boxes import cxcywh_to_xyxy, paired_box_iou
 from .errors import UserError
 from .model.checkpoint import load_model
 from .model.yolo import YOLO
@@ -33,6 +32,7 @@ METADATA_KEY = "digit_detector"
 FLOAT32_SCORE_TOL = 1e-3
 FLOAT16_SCORE_TOL = 1e-2
 PARITY_FLOOR = 0.05  # boxes compared: every anchor scoring at least this for some class
+BOX_TOL_PX = 0.5  # model-input pixels; a wrong decoding moves boxes by whole grid cells
 
 
 class ParityError(UserError):
@@ -83,7 +83,7 @@ def store_weights_float16(proto: onnx.ModelProto) -> None:
 class ParityReport:
     images: int
     max_score_diff: float
-    min_box_iou: float
+    max_box_diff_px: float
     anchors_compared: int
 
 
@@ -161,17 +161,18 @@ def check_parity(
 def compare_outputs(ref: np.ndarray, got: np.ndarray, score_tol: float) -> ParityReport:
     """Two backends compute the same function when, anchor by anchor, objectness and class
     probabilities differ by less than `score_tol` and every anchor scoring at least
-    PARITY_FLOOR in `ref` has the same box (IoU > 0.99). Compared per anchor, not per
-    decision: where two classes or two boxes tie within the tolerance, the argmax or NMS may
-    pick the other one, and that is rounding, not a different model."""
+    PARITY_FLOOR in `ref` has the same box (centre and size within BOX_TOL_PX). Compared per
+    anchor, not per decision: where two classes or two boxes tie within the tolerance, the
+    argmax or NMS may pick the other one, and that is rounding, not a different model. Pixels,
+    not IoU: a 0.1 px rounding is IoU 0.96 on a 5 px box."""
     max_diff = float(np.abs(ref[..., 4:] - got[..., 4:]).max())
     scored = ref[..., 4] * ref[..., 5:].max(axis=-1) >= PARITY_FLOOR
-    ious = paired_box_iou(cxcywh_to_xyxy(ref[scored][:, :4]), cxcywh_to_xyxy(got[scored][:, :4]))
-    report = ParityReport(len(ref), max_diff, float(ious.min(initial=1.0)), int(scored.sum()))
-    if report.min_box_iou <= 0.99 or report.max_score_diff >= score_tol:
+    box_diff = np.abs(ref[..., :4] - got[..., :4])[scored]
+    report = ParityReport(len(ref), max_diff, float(box_diff.max(initial=0.0)), int(scored.sum()))
+    if report.max_box_diff_px >= BOX_TOL_PX or report.max_score_diff >= score_tol:
         raise ParityError(
             f"the ONNX file does not compute what the checkpoint does (scores may differ by "
-            f"{score_tol:g}, boxes need IoU > 0.99): {describe(report)}"
+            f"{score_tol:g}, boxes by {BOX_TOL_PX:g} px): {describe(report)}"
         )
     return report
 
@@ -181,5 +182,5 @@ def describe(report: ParityReport) -> dict[str, Any]:
         "images": report.images,
         "anchors_compared": report.anchors_compared,
         "max_score_abs_diff": report.max_score_diff,
-        "min_box_iou": report.min_box_iou,
+        "max_box_abs_diff_px": report.max_box_diff_px,
     }
