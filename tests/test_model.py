@@ -87,7 +87,7 @@ def test_model_overfits_a_handful_of_scenes() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
     model.eval()
     with torch.no_grad():
