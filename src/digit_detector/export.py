@@ -4,8 +4,9 @@ The graph takes `images` (B, 3, S, S) float32 from `preprocess` and returns `det
 (B, N, 5 + C) decoded boxes in input pixels; `postprocess` (numpy) does the rest for every
 backend. The exporter folds BatchNorm into the convolutions. `float16=True` stores those weights
 as float16 with a Cast back to float32 (half the file; onnxruntime folds the casts when it loads
-the model, so it still computes in float32): the rounding moves scores by ~1e-3, so its parity
-check allows `FLOAT16_SCORE_TOL` instead of `FLOAT32_SCORE_TOL`.
+the model, so it still computes in float32): the rounding moves single scores by up to
+0.005-0.009 (measured on pico and its deeper member), so its parity check allows
+`FLOAT16_SCORE_TOL` instead of `FLOAT32_SCORE_TOL`.
 """
 
 from __future__ import annotations
