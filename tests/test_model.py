@@ -125,14 +125,14 @@ def test_growing_adds_blocks_that_start_as_identities_and_then_learn() -> None:
     with torch.no_grad():
         torch.testing.assert_close(grown(x), source(x), atol=1e-5, rtol=0)
     added = grown.backbone.stages["stage4_s32"][3]
-    assert float(added.expand[1].weight.abs().max()) == 0.0
+    assert added.expand[1].weight.abs().max().item() == 0.0
     trained = {k: v.clone() for k, v in grown.state_dict().items()}
     grown.train()
     optimizer = torch.optim.SGD(grown.parameters(), lr=0.1)
     loss = sum(r[..., 4].sigmoid().sum() for r in grown(x))
     loss.backward()
     optimizer.step()
-    assert float(added.expand[1].weight.abs().max()) > 0  # the identity is only a start
+    assert added.expand[1].weight.abs().max().item() > 0  # the identity is only a start
     assert not torch.equal(grown.state_dict()["backbone.stem.0.weight"], trained["backbone.stem.0.weight"])
 
 
