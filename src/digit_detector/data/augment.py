@@ -24,9 +24,10 @@ class StrokeAugment:
     smooth_prob: float = 0.5
     drop_tiny_stroke_prob: float = 0.15
     tiny_stroke_size: float = 0.06
-    # Share of "other" doodles replaced by a new shape made of two doodles (see
-    # `recombine_doodles`): the held-out categories are censored far more often than the seen
-    # ones, so "other" must cover shapes no category file holds.
+    # Chance that an "other" doodle is recombined with a second "other" drawing, when that
+    # one is a doodle too (56% of "other" is): about one doodle in seven (`recombine_doodles`).
+    # Doodles of unseen categories are censored far more often than seen ones, so "other" must
+    # cover shapes no category file holds.
     recombine_prob: float = 0.25
     recombine_scale: tuple[float, float] = (0.35, 0.8)
 
