@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from digit_detector.classes import CENSORED_ID, NUM_CLASSES, OTHER_ID
-from digit_detector.data.augment import StrokeAugment, augment_drawings, recombine_doodles
+from digit_detector.data.augment import StrokeAugment, augment_drawings
 from digit_detector.data.compose import (
     Categorical,
     DrawingPool,
@@ -92,7 +92,6 @@ def test_every_augmentation_keeps_ink_inside_the_box(drawings: list) -> None:
         StrokeAugment(rotation_deg=0, shear=0, log_aspect=0.5, jitter=0, smooth_prob=0),
         StrokeAugment(rotation_deg=0, shear=0, log_aspect=0, jitter=0.02, smooth_prob=1.0),
         StrokeAugment(drop_tiny_stroke_prob=1.0, tiny_stroke_size=0.5),
-        StrokeAugment(recombine_prob=1.0),
     ]
     for aug in extremes:
         test_boxes_match_each_objects_own_ink(drawings, aug)
@@ -188,8 +187,7 @@ def _drawing_with_strokes(class_id: int, index: int) -> Drawing:
 def test_every_placed_object_keeps_its_own_drawings_label() -> None:
     """Objects are resampled and augmented in batches; each must come back with its own label."""
     pool = DrawingPool([_drawing_with_strokes(c, i) for c in range(NUM_CLASSES) for i in range(3)])
-    # recombine_prob=1: none of these is a doodle, so none may be recombined
-    no_drop = StrokeAugment(drop_tiny_stroke_prob=0.0, recombine_prob=1.0)
+    no_drop = StrokeAugment(drop_tiny_stroke_prob=0.0)
     composer = SceneComposer(pool, augment=no_drop)
     rng = np.random.default_rng(7)
     seen: set[int] = set()
@@ -297,50 +295,3 @@ def test_training_scenes_emphasise_the_confused_digits_and_evaluation_scenes_do_
     training = dict(GeneratedScenes(drawings, seed=0).composer.config.digit_emphasis)
     assert training["1"] > 1 and training["7"] > 1
     assert SceneComposer.from_drawings(drawings).config.digit_emphasis == ()
-
-
-def _doodle(class_id: int, index: int, strokes: int) -> Drawing:
-    lines = [np.array([[0.0, k / strokes], [1.0, k / strokes]], np.float32) for k in range(strokes)]
-    category = None if class_id == CENSORED_ID else "cat"
-    return Drawing(
-        f"d/{class_id}/{index}",
-        class_id,
-        "quickdraw_other",
-        None,
-        Polylines.from_strokes(lines),
-        category=category,
-    )
-
-
-def test_a_recombined_doodle_keeps_the_first_half_of_one_and_a_shrunk_run_of_the_other() -> None:
-    base = _doodle(OTHER_ID, 0, 6).ink  # six horizontal strokes
-    donor = Polylines.from_strokes([np.array([[0.0, 0.0], [0.0, 1.0]], np.float32)] * 4)  # vertical
-    rng = np.random.default_rng(0)
-    kept_counts = set()
-    for _ in range(50):
-        out = recombine_doodles(base, donor, rng, StrokeAugment(recombine_scale=(0.5, 0.5)))
-        strokes = out.strokes()
-        kept = sum(1 for s in strokes if s[0, 1] == s[1, 1])
-        assert 3 <= kept <= 6
-        kept_counts.add(kept)
-        np.testing.assert_array_equal(out.points[: 2 * kept], base.points[: 2 * kept])  # in drawing order
-        moved = strokes[kept:]
-        assert 1 <= len(moved) <= 4
-        for stroke in moved:  # halved, centred on a point of the base's box
-            assert stroke[0, 0] == stroke[1, 0]
-            assert abs(float(stroke[1, 1] - stroke[0, 1]) - 0.5) < 1e-5
-            centre = (stroke[0] + stroke[1]) / 2
-            assert (centre >= -1e-5).all() and (centre <= 1 + 1e-5).all()
-    assert len(kept_counts) > 1
-
-
-def test_only_other_doodles_are_recombined() -> None:
-    pool = DrawingPool([_doodle(c, i, 3) for c in (OTHER_ID, CENSORED_ID) for i in range(3)])
-    composer = SceneComposer(pool, augment=StrokeAugment(drop_tiny_stroke_prob=0.0, recombine_prob=1.0))
-    rng = np.random.default_rng(3)
-    counts: dict[int, set[int]] = {OTHER_ID: set(), CENSORED_ID: set()}
-    for _ in range(100):
-        for obj in composer.layout(rng).objects:
-            counts[obj.class_id].add(len(obj.ink))
-    assert counts[CENSORED_ID] == {3}
-    assert len(counts[OTHER_ID]) > 2

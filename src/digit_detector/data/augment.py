@@ -24,12 +24,6 @@ class StrokeAugment:
     smooth_prob: float = 0.5
     drop_tiny_stroke_prob: float = 0.15
     tiny_stroke_size: float = 0.06
-    # Chance that an "other" doodle is recombined with a second "other" drawing, when that
-    # one is a doodle too (56% of "other" is): about one doodle in seven (`recombine_doodles`).
-    # Doodles of unseen categories are censored far more often than seen ones, so "other" must
-    # cover shapes no category file holds.
-    recombine_prob: float = 0.25
-    recombine_scale: tuple[float, float] = (0.35, 0.8)
 
 
 def drop_tiny_stroke(ink: Polylines, rng: np.random.Generator, aug: StrokeAugment) -> Polylines:
@@ -40,26 +34,6 @@ def drop_tiny_stroke(ink: Polylines, rng: np.random.Generator, aug: StrokeAugmen
     if not 0 < len(tiny) < len(ink):
         return ink
     return ink.without_stroke(int(tiny[int(rng.integers(len(tiny)))]))
-
-
-def recombine_doodles(
-    base: Polylines, donor: Polylines, rng: np.random.Generator, aug: StrokeAugment
-) -> Polylines:
-    """A doodle no one drew: `base` cut to its first strokes (at least half of them, as a
-    visitor who stops early leaves it) plus a run of `donor`'s strokes, shrunk and placed
-    around a random point of `base`'s box. Both come normalised to span 1; the result is not
-    re-normalised (`Polylines.fit_each` does that)."""
-    kept = int(rng.integers((len(base) + 1) // 2, len(base) + 1))
-    first = int(rng.integers(0, len(donor)))
-    last = int(rng.integers(first + 1, len(donor) + 1))
-    head = Polylines(base.points[: int(base.lengths[:kept].sum())], base.lengths[:kept])
-    start, stop = int(donor.lengths[:first].sum()), int(donor.lengths[:last].sum())
-    part = donor.points[start:stop]
-    scale = np.float32(rng.uniform(*aug.recombine_scale))
-    centre = (part.min(axis=0) + part.max(axis=0)) / 2
-    anchor = rng.uniform(head.points.min(axis=0), head.points.max(axis=0) + 1e-6).astype(np.float32)
-    moved = Polylines((part - centre) * scale + anchor, donor.lengths[first:last])
-    return Polylines.concat([head, moved])
 
 
 def augment_drawings(

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, NUM_CLASSES, OTHER_ID
 from ..preprocess import Letterbox, letterbox_gray, normalise_ink
-from .augment import RasterNoise, StrokeAugment, augment_drawings, drop_tiny_stroke, recombine_doodles
+from .augment import RasterNoise, StrokeAugment, augment_drawings, drop_tiny_stroke
 from .polylines import Polylines
 from .strokes import Drawing
 
@@ -363,10 +363,8 @@ class SceneComposer:
         """
         if not wanted:
             return []
-        drawings = [self.pool.sample(class_id, rng) for class_id, _ in wanted]
-        inks = [d.ink for d in drawings]
+        inks = [self.pool.sample(class_id, rng).ink for class_id, _ in wanted]
         if self.augment is not None:
-            inks = [self._maybe_recombined(d, rng, self.augment) for d in drawings]
             inks = [drop_tiny_stroke(ink, rng, self.augment) for ink in inks]
             # Point spacing varies in training: a coarse or a dense pen.
             spacing = np.asarray(_SPACINGS)[rng.integers(0, len(_SPACINGS), len(inks))]
@@ -384,16 +382,6 @@ class SceneComposer:
             PlacedObject(class_id, ink, np.array([0.0, 0.0, w, h]))
             for (class_id, _), ink, (w, h) in zip(wanted, parts, sizes.tolist(), strict=True)
         ]
-
-    def _maybe_recombined(self, drawing: Drawing, rng: np.random.Generator, aug: StrokeAugment) -> Polylines:
-        """Now and then, an "other" doodle recombined with another doodle (`recombine_doodles`);
-        never a censored drawing, a digit or a glyph."""
-        if drawing.category is None or rng.random() >= aug.recombine_prob:
-            return drawing.ink
-        donor = self.pool.sample(drawing.class_id, rng)
-        if donor.category is None:
-            return drawing.ink
-        return recombine_doodles(drawing.ink, donor.ink, rng, aug)
 
     def _number_rows(
         self, rng: np.random.Generator, space: Space, rows: int, max_height: float = 0.8
