@@ -282,3 +282,34 @@ def test_train_state_round_trips_and_reads_older_resume_entries() -> None:
     assert TrainState.from_dict(state.to_dict()) == state
     older = {"model": {}, "optimizer": {}, "ema_updates": 7, "step": 7, "images_seen": 224, "elapsed": 3.0}
     assert TrainState.from_dict(older) == TrainState(7, 224, 3.0, -1.0, 7)
+
+
+def test_training_draws_every_scene_at_the_models_input_size(stroke_dir: Path, tmp_path: Path) -> None:
+    """A config's input_size is what training, its validation, the real canvases it mixes in
+    and the anchors command draw into, not the 192 default."""
+    from digit_detector.data.dataset import LabelledPool
+    from digit_detector.data.generate import make_composer, write_yolo_dataset
+    from digit_detector.data.strokes import load_drawings
+    from digit_detector.distributed import DistContext
+    from digit_detector.train import TrainConfig, _data
+
+    drawings = load_drawings(stroke_dir)
+    write_yolo_dataset(make_composer(drawings, augment=False), tmp_path / "real", 3, seed=0)
+    cfg = TrainConfig(
+        data_dir=str(stroke_dir),
+        batch_size=4,
+        val_scenes=3,
+        workers=0,
+        extra_data=str(tmp_path / "real"),
+        extra_weight=0.5,
+    )
+    loader, val_images, truths, _ = _data(cfg, DistContext(), 0, input_size=96)
+    images, targets = next(iter(loader))
+    assert images.shape[1:] == (1, 96, 96)
+    assert val_images is not None and val_images.shape[1:] == (1, 96, 96)
+    assert len(targets) and float(targets[:, 2:].max()) <= 96.0
+    assert all(len(t.boxes) == 0 or float(t.boxes.max()) <= 96.0 for t in truths)
+    real = LabelledPool(tmp_path / "real", input_size=96).sample(np.random.default_rng(0), None)
+    assert real.image.shape == (96, 96)
+    scene = make_composer(drawings, augment=True, input_size=96).compose_letterboxed(np.random.default_rng(0))
+    assert scene.image.shape == (96, 96)

@@ -383,7 +383,7 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     drawings = [d for d in load_drawings(args.data_dir) if d.split == "train"]
-    composer = make_composer(drawings, augment=True)
+    composer = make_composer(drawings, augment=True, input_size=cfg.input_size)
     rng = np.random.default_rng(args.seed)
     wh = np.concatenate(
         [

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .data.compose import TRAINING_SCENES, SceneConfig
 from .data.dataset import GeneratedScenes, LabelledPool, collate, default_workers, fixed_scenes
 from .data.procedural import procedural_others
 from .data.strokes import Drawing, load_drawings
@@ -292,7 +293,7 @@ def _start(cfg: TrainConfig, ctx: DistContext) -> tuple[Run, TrainState]:
         )
         state = TrainState.from_dict(r)
         ema.updates = state.ema_updates
-    loader, val_images, truths, summary = _data(cfg, ctx, state.step)
+    loader, val_images, truths, summary = _data(cfg, ctx, state.step, model.config.input_size)
     run = Run(
         cfg=cfg,
         ctx=ctx,
@@ -345,8 +346,9 @@ def build_optimizer(model: YOLO, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _data(
-    cfg: TrainConfig, ctx: DistContext, start_step: int
+    cfg: TrainConfig, ctx: DistContext, start_step: int, input_size: int
 ) -> tuple[DataLoader[Any], torch.Tensor | None, list[ImageTruth], dict[str, Any]]:
+    """Training scenes, validation scenes and their labels, drawn at the model's input size."""
     import cv2
 
     # OpenCV's thread pool does not survive fork(): started here (the validation scenes resize
@@ -357,12 +359,20 @@ def _data(
     train_drawings, val_drawings = split_drawings(drawings)
     if not val_drawings:
         val_drawings = train_drawings  # tiny fixtures may hold no held-out writer
-    scenes = fixed_scenes(val_drawings, cfg.val_scenes if ctx.is_main else 0, seed=10_000 + cfg.seed)
+    count = cfg.val_scenes if ctx.is_main else 0
+    scenes = fixed_scenes(
+        val_drawings, count, seed=10_000 + cfg.seed, config=SceneConfig(input_size=input_size)
+    )
     val_images = torch.stack([torch.from_numpy(s.image)[None] for s in scenes]) if scenes else None
     truths = [ImageTruth(s.boxes, s.class_ids) for s in scenes]
-    extra = LabelledPool(cfg.extra_data) if cfg.extra_data else None
+    extra = LabelledPool(cfg.extra_data, input_size) if cfg.extra_data else None
     dataset = GeneratedScenes(
-        train_drawings, seed=cfg.seed, rank=ctx.rank, extra=extra, extra_weight=cfg.extra_weight
+        train_drawings,
+        seed=cfg.seed,
+        config=replace(TRAINING_SCENES, input_size=input_size),
+        rank=ctx.rank,
+        extra=extra,
+        extra_weight=cfg.extra_weight,
     )
     dataset.start_step = start_step  # a resumed run continues with fresh scenes
     loader: DataLoader[Any] = DataLoader(

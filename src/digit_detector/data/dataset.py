@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ..preprocess import INPUT_SIZE
 from .augment import RasterNoise, StrokeAugment
 from .compose import TRAINING_SCENES, Scene, SceneComposer, SceneConfig
 from .strokes import Drawing
@@ -34,7 +35,7 @@ class LabelledPool:
     """Real labelled canvases from a YOLO-format folder (e.g. exported user feedback), held in
     memory as grayscale and letterboxed with the same `letterbox_gray` as serving."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, input_size: int = INPUT_SIZE) -> None:
         from ..image_io import load_image
         from ..preprocess import to_gray_on_white
         from .yolo_format import read_dataset
@@ -43,6 +44,7 @@ class LabelledPool:
             (to_gray_on_white(load_image(item.image_path, formats=None)), item.boxes, item.class_ids)
             for item in read_dataset(root)
         ]
+        self.input_size = input_size
 
     def __len__(self) -> int:
         return len(self.items)
@@ -51,7 +53,7 @@ class LabelledPool:
         from ..preprocess import letterbox_gray
 
         gray, boxes, ids = self.items[int(rng.integers(len(self.items)))]
-        square, box = letterbox_gray(gray)
+        square, box = letterbox_gray(gray, self.input_size)
         if noise is not None:
             square = noise(square, rng)
         return Scene(square, box.to_input(boxes).astype(np.float32), ids.astype(np.int64))

@@ -15,18 +15,20 @@ from ..classes import CLASS_NAMES, Detection
 from ..preprocess import to_model_input
 from ..render import annotate
 from .augment import RasterNoise, StrokeAugment
-from .compose import Scene, SceneComposer
+from .compose import Scene, SceneComposer, SceneConfig
 from .strokes import Drawing
 from .yolo_format import write_data_yaml, write_label_file
 
 
-def make_composer(drawings: list[Drawing], augment: bool) -> SceneComposer:
-    """augment=False: the eval pipeline; True: training's stroke augmentation + raster noise."""
+def make_composer(drawings: list[Drawing], augment: bool, input_size: int | None = None) -> SceneComposer:
+    """augment=False: the eval pipeline; True: training's stroke augmentation + raster noise.
+    `input_size`: the model input that letterboxed scenes are drawn into (default 192)."""
     if not drawings:
         raise ValueError("no drawings to compose scenes from")
+    config = SceneConfig() if input_size is None else SceneConfig(input_size=input_size)
     if augment:
-        return SceneComposer.from_drawings(drawings, augment=StrokeAugment(), noise=RasterNoise())
-    return SceneComposer.from_drawings(drawings)
+        return SceneComposer.from_drawings(drawings, config, augment=StrokeAugment(), noise=RasterNoise())
+    return SceneComposer.from_drawings(drawings, config)
 
 
 @dataclass
