@@ -144,3 +144,11 @@ def test_growing_refuses_what_would_lose_the_trained_weights() -> None:
         with pytest.raises(ConfigError, match="only more residual blocks"):
             grow_model(source, ModelConfig.from_dict({**pico, **change}))
     assert grow_model(source, source.config).state_dict().keys() == source.state_dict().keys()
+
+
+def test_a_model_moves_to_another_input_size_with_every_weight() -> None:
+    source = _trained_pico()
+    resized = grow_model(source, ModelConfig.from_dict({**source.config.to_dict(), "input_size": 256}))
+    assert resized.config.input_size == 256
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(resized.state_dict()[name], tensor), name

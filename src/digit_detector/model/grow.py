@@ -1,7 +1,8 @@
 """Grow a trained model into a deeper member of its family without changing what it computes.
 
 A config that only adds Darknet residual blocks to the source's stages (same widths, head,
-anchors) receives every trained tensor; each added block starts as the identity (the BatchNorm
+anchors; the input size may change too, as a fully convolutional model's weights do not
+depend on it) receives every trained tensor; each added block starts as the identity (the BatchNorm
 scale after its 3x3 conv is zero, so the block adds 0 to its input, as in "zero-gamma" ResNet
 initialisation) and learns from there. The grown model is checked to give the source's outputs.
 """
@@ -16,7 +17,7 @@ from .config import ConfigError, ModelConfig
 from .yolo import YOLO, build_model
 
 # Fields a grown config may change; every other field must equal the source's.
-_GROWABLE = {"name", "description", "stage_blocks", "extra"}
+_GROWABLE = {"name", "description", "stage_blocks", "extra", "input_size"}
 
 
 def can_grow(source: ModelConfig, target: ModelConfig) -> bool:
@@ -33,7 +34,8 @@ def grow_model(source: YOLO, target_config: ModelConfig, atol: float = 1e-5) -> 
         raise ConfigError(
             f"cannot grow {source.config.name} into {target_config.name}: only more residual "
             f"blocks per stage are allowed (blocks {list(source.config.stage_blocks)} -> "
-            f"{list(target_config.stage_blocks)}; widths, head and anchors must be equal)"
+            f"{list(target_config.stage_blocks)}; widths, head and anchors must be equal, the input "
+            "size may change)"
         )
     target = build_model(target_config)
     trained = source.state_dict()
