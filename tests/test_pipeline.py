@@ -289,7 +289,6 @@ def test_training_draws_every_scene_at_the_models_input_size(stroke_dir: Path, t
     and the anchors command draw into, not the 192 default."""
     from digit_detector.data.dataset import LabelledPool
     from digit_detector.data.generate import make_composer, write_yolo_dataset
-    from digit_detector.data.strokes import load_drawings
     from digit_detector.distributed import DistContext
     from digit_detector.train import TrainConfig, _data
 

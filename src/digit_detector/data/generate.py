@@ -12,7 +12,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..classes import CLASS_NAMES, Detection
-from ..preprocess import to_model_input
+from ..preprocess import INPUT_SIZE, to_model_input
 from ..render import annotate
 from .augment import RasterNoise, StrokeAugment
 from .compose import Scene, SceneComposer, SceneConfig
@@ -20,12 +20,12 @@ from .strokes import Drawing
 from .yolo_format import write_data_yaml, write_label_file
 
 
-def make_composer(drawings: list[Drawing], augment: bool, input_size: int | None = None) -> SceneComposer:
+def make_composer(drawings: list[Drawing], augment: bool, input_size: int = INPUT_SIZE) -> SceneComposer:
     """augment=False: the eval pipeline; True: training's stroke augmentation + raster noise.
-    `input_size`: the model input that letterboxed scenes are drawn into (default 192)."""
+    `input_size`: the model input that letterboxed scenes are drawn into."""
     if not drawings:
         raise ValueError("no drawings to compose scenes from")
-    config = SceneConfig() if input_size is None else SceneConfig(input_size=input_size)
+    config = SceneConfig(input_size=input_size)
     if augment:
         return SceneComposer.from_drawings(drawings, config, augment=StrokeAugment(), noise=RasterNoise())
     return SceneComposer.from_drawings(drawings, config)
