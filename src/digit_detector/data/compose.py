@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, NUM_CLASSES, OTHER_ID
-from ..preprocess import Letterbox, letterbox_gray, normalise_ink
+from ..preprocess import INPUT_SIZE, Letterbox, letterbox_gray, normalise_ink
 from .augment import RasterNoise, StrokeAugment, augment_drawings, drop_tiny_stroke
 from .polylines import Polylines
 from .strokes import Drawing
@@ -73,8 +73,8 @@ class SceneConfig:
         # Real obscene doodles are messier than the generated ones and are what visitors draw.
         ("censored_procedural", 0.35),
     )
-    min_object_input_px: float = 10.0  # smallest object side after letterboxing to 192
-    input_size: int = 192
+    min_object_input_px: float = 10.0  # smallest object side after letterboxing, input pixels
+    input_size: int = INPUT_SIZE
     # Digit height range of "number" layouts in canvas px (None: from the canvas and the row).
     number_digit_height: tuple[float, float] | None = None
 
