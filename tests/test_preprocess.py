@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from digit_detector.preprocess import (
+    COMPACT_INPUT_PX,
     INPUT_SIZE,
     Letterbox,
     ink_box,
@@ -223,3 +224,24 @@ def test_a_blank_canvas_frames_the_whole_canvas_and_frames_must_be_inside_it() -
     for frame in ((-1, 0, 10, 10), (0, 0, 701, 10), (5, 5, 5, 10)):
         with pytest.raises(ValueError, match="not a non-empty part"):
             Letterbox.fit(700, 300, frame=frame)
+
+
+def test_a_larger_input_widens_wide_ink_but_not_a_compact_drawing() -> None:
+    """At a 256 input a square drawing keeps the size a 192 input gives it; a row of digits
+    fills the wider input; at 192 the cap changes nothing."""
+    drawing = np.full((600, 900), 255, np.uint8)
+    drawing[100:500, 200:600] = 0  # a 400x400 square: its frame's sides are equal
+    _, at_192 = letterbox_gray(drawing, 192)
+    _, at_256 = letterbox_gray(drawing, 256)
+    assert at_256.frame == at_192.frame
+    short_side = min(at_256.frame[2] - at_256.frame[0], at_256.frame[3] - at_256.frame[1])
+    assert at_256.resized_height == at_192.resized_height == COMPACT_INPUT_PX
+    assert at_256.scale_y == pytest.approx(COMPACT_INPUT_PX / short_side)
+    row = np.full((600, 900), 255, np.uint8)
+    row[250:350, 50:850] = 0  # 800x100: wide ink
+    _, wide = letterbox_gray(row, 256)
+    assert wide.resized_width == 256 and wide.scale_x == pytest.approx(256 / (wide.frame[2] - wide.frame[0]))
+    for ink in (drawing, row):
+        _, capped = letterbox_gray(ink, 192)
+        plain = Letterbox.fit(900, 600, 192, capped.frame)
+        assert capped == plain, "at 192 the cap is a no-op"

@@ -39,6 +39,11 @@ FRAME_INK = 200
 FRAME_MARGIN = 0.1
 FRAME_PAD = 4
 MAX_SCALE = 1.0
+# A frame's shorter side takes at most COMPACT_INPUT_PX input pixels, whatever the input size:
+# a model with a larger input gives wide ink (rows of digits) the extra pixels while a compact
+# drawing keeps the size a 192-px input gives it (a no-op at 192 and below). Served without
+# it, a model trained at 256 read single drawings worse than the 192 one (weights/README.md).
+COMPACT_INPUT_PX = 192
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,8 @@ class Letterbox:
     @classmethod
     def around_ink(cls, width: int, height: int, ink: np.ndarray | None, size: int = INPUT_SIZE) -> Letterbox:
         """The letterbox serving and training use: framed on `ink` (the box (x1, y1, x2, y2) of
-        every drawn pixel, None for a blank canvas), see FRAME_MARGIN and MAX_SCALE."""
+        every drawn pixel, None for a blank canvas), see FRAME_MARGIN, MAX_SCALE and
+        COMPACT_INPUT_PX."""
         if ink is None:
             return cls.fit(width, height, size, max_scale=MAX_SCALE)
         x1, y1, x2, y2 = (float(v) for v in ink)
@@ -102,7 +108,8 @@ class Letterbox:
         )
         if frame[2] <= frame[0] or frame[3] <= frame[1]:
             frame = (0, 0, width, height)  # ink outside the canvas: nothing to frame
-        return cls.fit(width, height, size, frame, MAX_SCALE)
+        short_side = min(frame[2] - frame[0], frame[3] - frame[1])
+        return cls.fit(width, height, size, frame, min(MAX_SCALE, COMPACT_INPUT_PX / short_side))
 
     @property
     def resized_width(self) -> int:
