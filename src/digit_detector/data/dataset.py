@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..preprocess import INPUT_SIZE
+from ..preprocess import INPUT_SIZE, letterbox_gray, to_gray_on_white
 from .augment import RasterNoise, StrokeAugment
 from .compose import TRAINING_SCENES, Scene, SceneComposer, SceneConfig
 from .strokes import Drawing
@@ -37,7 +37,6 @@ class LabelledPool:
 
     def __init__(self, root: str | Path, input_size: int = INPUT_SIZE) -> None:
         from ..image_io import load_image
-        from ..preprocess import to_gray_on_white
         from .yolo_format import read_dataset
 
         self.items = [
@@ -50,8 +49,6 @@ class LabelledPool:
         return len(self.items)
 
     def sample(self, rng: np.random.Generator, noise: RasterNoise | None) -> Scene:
-        from ..preprocess import letterbox_gray
-
         gray, boxes, ids = self.items[int(rng.integers(len(self.items)))]
         square, box = letterbox_gray(gray, self.input_size)
         if noise is not None:
