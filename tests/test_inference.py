@@ -45,7 +45,7 @@ def test_detector_accepts_every_image_kind_and_size(detector: Detector) -> None:
 
 def test_boxes_are_in_canvas_pixels_and_framing_ignores_empty_paper(detector: Detector) -> None:
     """A box lands on the ink in canvas pixels, within 4 model-input pixels (the model's own
-    looseness; a mapping bug is tens of pixels off); the same drawing on a larger canvas is
+    error; a mapping bug is tens of pixels off); the same drawing on a larger canvas is
     framed the same way, so its box is the same one, shifted."""
     small = render_digit_canvas("4", size=(400, 400), box=(100, 60, 260, 320))
     big = np.zeros((600, 900, 4), np.uint8)
@@ -58,6 +58,32 @@ def test_boxes_are_in_canvas_pixels_and_framing_ignores_empty_paper(detector: De
     assert a and b and a[0].label == b[0].label == "4"
     np.testing.assert_allclose(a[0].box, ink, atol=4 / letterbox.scale_x)
     np.testing.assert_allclose(b[0].box, np.add(a[0].box, [200, 100, 200, 100]), atol=0.01)
+
+
+def test_boxes_fit_the_ink_and_never_pass_it(detector: Detector) -> None:
+    """The model's own boxes pass the ink by up to 5 canvas pixels on some side for several of
+    these digits; fitted, each box lies within its digit's ink box."""
+    for label in "0123456789":
+        canvas = render_digit_canvas(label)
+        ink = ink_box(255 - canvas[..., 3])
+        assert ink is not None
+        shown = detector.predict(canvas)
+        assert shown and shown[0].label == label
+        x1, y1, x2, y2 = shown[0].box
+        assert ink[0] <= x1 < x2 <= ink[2] and ink[1] <= y1 < y2 <= ink[3], (label, shown[0].box, ink)
+
+
+def test_what_is_shown_has_one_label_per_object_after_fitting(detector: Detector) -> None:
+    """Two boxes apart on the model's output (IoU 0.43) that fit onto the same ink become one
+    label: the stronger one."""
+    raw = np.zeros((2, 5 + len(CLASS_NAMES)), np.float32)
+    raw[:, :5] = [[50, 50, 20, 40, 0.9], [58, 50, 20, 40, 0.9]]
+    raw[0, 5 + 1], raw[1, 5 + 7] = 0.9, 0.8
+    on_the_same_ink = lambda boxes: np.tile([10.0, 10.0, 30.0, 50.0], (len(boxes), 1))  # noqa: E731
+    shown = detector.decide(raw, on_the_same_ink)
+    assert [(d.label, d.box) for d in shown] == [("1", (10.0, 10.0, 30.0, 50.0))]
+    candidates = detector.decide(raw, on_the_same_ink, all_candidates=True)
+    assert sorted(d.label for d in candidates) == ["1", "7"]  # mAP candidates keep both
 
 
 def test_detector_is_thread_safe(detector: Detector) -> None:

@@ -8,7 +8,9 @@ from digit_detector.classes import CENSORED_ID, OTHER_ID
 from digit_detector.postprocess import (
     CENSORED_DOMINANCE,
     class_aware_nms,
+    fit_to_ink,
     nms,
+    one_label_per_object,
     postprocess,
     postprocess_for_map,
 )
@@ -137,3 +139,45 @@ def test_a_censored_box_under_a_much_stronger_box_is_dropped() -> None:
     )
     _, _, ids = postprocess(apart, conf=0.5, censored_conf=0.1)
     assert sorted(ids.tolist()) == [OTHER_ID, CENSORED_ID]
+
+
+def _paper_with_a_bar() -> np.ndarray:
+    """White paper, a dark upright bar in columns 40-43 and rows 20-79 (a thin "1"), and a
+    neighbour's ink from column 47 on."""
+    gray = np.full((100, 100), 255, np.uint8)
+    gray[20:80, 40:44] = 0
+    gray[30:60, 47:55] = 0
+    return gray
+
+
+def test_fit_to_ink_shrinks_loose_sides_and_reaches_only_past_cut_ones() -> None:
+    gray = _paper_with_a_bar()
+    bar = [40, 20, 44, 80]
+    # A loose box: every side has paper along it and shrinks to the bar; the neighbour's ink
+    # beyond the box's right side is not taken.
+    np.testing.assert_array_equal(fit_to_ink(np.array([[30.0, 10.0, 46.5, 90.0]]), gray, reach=3), [bar])
+    # A short box cuts the bar at the top and on the left: those sides move out, by at most
+    # `reach` (the bar starts 5 rows above the box, the reach is 2); the bottom touches the
+    # bar's last row and stays; on the right there is paper, and the neighbour stays out.
+    short = np.array([[41.0, 25.0, 45.0, 79.5]])
+    np.testing.assert_array_equal(fit_to_ink(short, gray, reach=2), [[40, 23, 44, 80]])
+    np.testing.assert_array_equal(fit_to_ink(short, gray), [[41, 25, 44, 80]])
+    # A box on bare paper stays as it was; one past the image's edge is clipped to it.
+    np.testing.assert_array_equal(
+        fit_to_ink(np.array([[60.0, 70.5, 90.0, 95.0]]), gray), [[60, 70.5, 90, 95]]
+    )
+    np.testing.assert_array_equal(
+        fit_to_ink(np.array([[-10.0, -10.0, 45.0, 30.0]]), gray), [[40, 20, 44, 30]]
+    )
+    assert fit_to_ink(np.zeros((0, 4)), gray).shape == (0, 4)
+
+
+def test_one_label_per_object_on_fitted_boxes() -> None:
+    # Two boxes that fitted onto the same ink, and a censored box there too.
+    boxes = np.array([[40, 20, 44, 80], [40, 21, 44, 80], [40, 20, 44, 80], [47, 30, 55, 60]], np.float64)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    ids = np.array([1, OTHER_ID, CENSORED_ID, 7])
+    kept_boxes, kept_scores, kept_ids = one_label_per_object(boxes, scores, ids, iou=0.45)
+    assert kept_ids.tolist() == [1, CENSORED_ID, 7]
+    np.testing.assert_array_equal(kept_scores, [0.9, 0.7, 0.6])
+    np.testing.assert_array_equal(kept_boxes, boxes[[0, 2, 3]])

@@ -19,7 +19,17 @@ from PIL import Image
 
 from .classes import CLASS_NAMES, Detection
 from .errors import UserError
-from .postprocess import CENSORED_CONF, DEFAULT_CONF, DEFAULT_IOU, EVAL_CONF, postprocess, postprocess_for_map
+from .postprocess import (
+    CENSORED_CONF,
+    DEFAULT_CONF,
+    DEFAULT_IOU,
+    EVAL_CONF,
+    FIT_REACH_INPUT_PX,
+    fit_to_ink,
+    one_label_per_object,
+    postprocess,
+    postprocess_for_map,
+)
 from .preprocess import letterbox_gray, to_gray_on_white, to_model_input
 
 # The ONNX weights are package data: `pip install` puts them next to this file.
@@ -146,7 +156,8 @@ class Detector:
         censored_conf: float | None = None,
         all_candidates: bool = False,
     ) -> list[Detection]:
-        """Detections sorted by descending score, boxes (x1, y1, x2, y2) in `image` pixels.
+        """Detections sorted by descending score, boxes (x1, y1, x2, y2) in `image` pixels,
+        each fitted to the ink inside it (`postprocess.fit_to_ink`).
 
         image: PIL image (any mode) or uint8 array (H, W), (H, W, 3) or (H, W, 4), any size.
         By default exactly what the app shows (one label per object, censored from
@@ -170,9 +181,15 @@ class Detector:
 
     def infer(self, gray: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """Letterbox and model, once: the decoded output (N, 5 + C) and the map of its boxes
-        back to `gray`'s pixels, for any number of `decide` calls."""
+        back to `gray`'s pixels (each then fitted to the ink inside it), for any number of
+        `decide` calls."""
         square, letterbox = letterbox_gray(gray, self.input_size)
-        return self.raw(to_model_input(square)), letterbox.to_source
+        reach = FIT_REACH_INPUT_PX / min(letterbox.scale_x, letterbox.scale_y)  # in gray's pixels
+
+        def to_source(boxes: np.ndarray) -> np.ndarray:
+            return fit_to_ink(letterbox.to_source(boxes), gray, reach)
+
+        return self.raw(to_model_input(square)), to_source
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The decoded model output (N, 5 + C) for one preprocessed (3, S, S) input."""
@@ -198,6 +215,9 @@ class Detector:
                 iou,
                 self.censored_conf if censored_conf is None else censored_conf,
             )
+        boxes = to_source(boxes)
+        if not all_candidates:
+            boxes, scores, ids = one_label_per_object(boxes, scores, ids, iou)
         return [
             Detection(
                 label=CLASS_NAMES[c],
@@ -205,5 +225,5 @@ class Detector:
                 score=float(s),
                 box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
             )
-            for b, s, c in zip(to_source(boxes), scores, ids, strict=True)
+            for b, s, c in zip(boxes, scores, ids, strict=True)
         ]
