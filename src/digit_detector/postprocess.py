@@ -190,4 +190,4 @@ def _ink_in(gray: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | No
     if x2 <= x1 or y2 <= y1:
         return None
     inside = ink_box(gray[y1:y2, x1:x2], level)
-    return None if inside is None else inside + (x1, y1, x1, y1)
+    return None if inside is None else inside + np.array([x1, y1, x1, y1])
