@@ -142,33 +142,33 @@ def test_a_censored_box_under_a_much_stronger_box_is_dropped() -> None:
 
 
 def _paper_with_a_bar() -> np.ndarray:
-    """White paper, a dark upright bar in columns 40-43 and rows 20-79 (a thin "1"), and a
-    neighbour's ink from column 47 on."""
+    """White paper, a dark upright bar in columns 40-43 and rows 20-79 (a thin "1"), a speck
+    at row 17 just above it, and a neighbour's ink from column 46 on."""
     gray = np.full((100, 100), 255, np.uint8)
     gray[20:80, 40:44] = 0
-    gray[30:60, 47:55] = 0
+    gray[17, 41] = 90
+    gray[30:60, 46:55] = 0
     return gray
 
 
 def test_fit_to_ink_shrinks_loose_sides_and_reaches_only_past_cut_ones() -> None:
     gray = _paper_with_a_bar()
     bar = [40, 20, 44, 80]
-    # A loose box: every side has paper along it and shrinks to the bar; the neighbour's ink
-    # beyond the box's right side is not taken.
-    np.testing.assert_array_equal(fit_to_ink(np.array([[30.0, 10.0, 46.5, 90.0]]), gray, reach=3), [bar])
-    # A short box cuts the bar at the top and on the left: those sides move out, by at most
-    # `reach` (the bar starts 5 rows above the box, the reach is 2); the bottom touches the
-    # bar's last row and stays; on the right there is paper, and the neighbour stays out.
-    short = np.array([[41.0, 25.0, 45.0, 79.5]])
-    np.testing.assert_array_equal(fit_to_ink(short, gray, reach=2), [[40, 23, 44, 80]])
-    np.testing.assert_array_equal(fit_to_ink(short, gray), [[41, 25, 44, 80]])
+    # A loose box: every side has paper along it and shrinks to the bar; neither the speck
+    # nor the neighbour, both within reach of a side with paper, is taken.
+    np.testing.assert_array_equal(fit_to_ink(np.array([[30.0, 18.5, 45.5, 90.0]]), gray, reach=3), [bar])
+    # A short box cuts the bar on the left and at the bottom: those sides move out, by at most
+    # `reach` (the bar's last row is 2.5 rows below the box, the reach is 1); the top and the
+    # right side have paper along them and stay off the speck and the neighbour.
+    short = np.array([[41.0, 19.0, 44.5, 77.5]])
+    np.testing.assert_array_equal(fit_to_ink(short, gray, reach=1), [[40, 20, 44, 79]])
+    np.testing.assert_array_equal(fit_to_ink(short, gray, reach=3), [[40, 20, 44, 80]])
+    np.testing.assert_array_equal(fit_to_ink(short, gray), [[41, 20, 44, 78]])
     # A box on bare paper stays as it was; one past the image's edge is clipped to it.
     np.testing.assert_array_equal(
         fit_to_ink(np.array([[60.0, 70.5, 90.0, 95.0]]), gray), [[60, 70.5, 90, 95]]
     )
-    np.testing.assert_array_equal(
-        fit_to_ink(np.array([[-10.0, -10.0, 45.0, 30.0]]), gray), [[40, 20, 44, 30]]
-    )
+    np.testing.assert_array_equal(fit_to_ink(np.array([[-10.0, 18.5, 45.0, 30.0]]), gray), [[40, 20, 44, 30]])
     assert fit_to_ink(np.zeros((0, 4)), gray).shape == (0, 4)
 
 

@@ -20,6 +20,8 @@ fitted to the ink it holds (and, for what is shown, `one_label_per_object` on th
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .boxes import box_iou, cxcywh_to_xyxy
@@ -156,9 +158,15 @@ def fit_to_ink(boxes: np.ndarray, gray: np.ndarray, reach: float = 0.0, level: i
         inside = _ink_in(gray, region, level)
         if inside is None:
             continue
-        cut = np.abs(inside - region) < 0.5  # the ink reaches this side of the box
-        if reach > 0 and cut.any():
-            region = np.where(cut, _pixel_region(box, reach, width, height), region)
+        cut = [ink == edge for ink, edge in zip(inside, region, strict=True)]  # ink reaches the side
+        if reach > 0 and any(cut):
+            grown = _pixel_region(box, reach, width, height)
+            region = (
+                grown[0] if cut[0] else region[0],
+                grown[1] if cut[1] else region[1],
+                grown[2] if cut[2] else region[2],
+                grown[3] if cut[3] else region[3],
+            )
             inside = _ink_in(gray, region, level)
         box[:] = inside
     return fitted
@@ -177,17 +185,25 @@ def one_label_per_object(
     return boxes[keep], scores[keep], class_ids[keep]
 
 
-def _pixel_region(box: np.ndarray, grow: float, width: int, height: int) -> np.ndarray:
+def _pixel_region(box: np.ndarray, grow: float, width: int, height: int) -> tuple[int, int, int, int]:
     """The whole pixels a box (grown by `grow` on every side) touches, within the image."""
-    x1, y1 = max(0, int(np.floor(box[0] - grow))), max(0, int(np.floor(box[1] - grow)))
-    x2, y2 = min(width, int(np.ceil(box[2] + grow))), min(height, int(np.ceil(box[3] + grow)))
-    return np.array([x1, y1, x2, y2], dtype=np.float64)
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (
+        max(0, math.floor(x1 - grow)),
+        max(0, math.floor(y1 - grow)),
+        min(width, math.ceil(x2 + grow)),
+        min(height, math.ceil(y2 + grow)),
+    )
 
 
-def _ink_in(gray: np.ndarray, region: np.ndarray, level: int) -> np.ndarray | None:
+def _ink_in(
+    gray: np.ndarray, region: tuple[int, int, int, int], level: int
+) -> tuple[int, int, int, int] | None:
     """The box of the ink in `region` (x1, y1, x2, y2 whole pixels), in image pixels."""
-    x1, y1, x2, y2 = (int(v) for v in region)
+    x1, y1, x2, y2 = region
     if x2 <= x1 or y2 <= y1:
         return None
     inside = ink_box(gray[y1:y2, x1:x2], level)
-    return None if inside is None else inside + np.array([x1, y1, x1, y1])
+    if inside is None:
+        return None
+    return x1 + int(inside[0]), y1 + int(inside[1]), x1 + int(inside[2]), y1 + int(inside[3])
