@@ -184,36 +184,6 @@ def _drawing_with_strokes(class_id: int, index: int) -> Drawing:
     return Drawing(f"t/{class_id}/{index}", class_id, source, None, Polylines.from_strokes(strokes))
 
 
-def test_doodles_and_obscene_drawings_are_mirrored_digits_and_letters_never() -> None:
-    """With only the mirror left in the augmentation, a stroke drawn left to right ends where it
-    started once mirrored: doodles (a category) and censored drawings, never digits or letters."""
-    stroke = [np.array([[0.0, 0.0], [1.0, 0.4]], np.float32)]
-    kinds = {
-        "digit": Drawing("t/7", 7, "unipen_digits", None, Polylines.from_strokes(stroke)),
-        "letter": Drawing("t/a", OTHER_ID, "unipen_other", None, Polylines.from_strokes(stroke)),
-        "doodle": Drawing(
-            "t/cat", OTHER_ID, "quickdraw_other", None, Polylines.from_strokes(stroke), category="cat"
-        ),
-        "obscene": Drawing("t/x", CENSORED_ID, "quickdraw_censored", None, Polylines.from_strokes(stroke)),
-    }
-    only_mirror = StrokeAugment(
-        rotation_deg=0, shear=0, log_aspect=0, jitter=0, smooth_prob=0, drop_tiny_stroke_prob=0, mirror_prob=1
-    )
-    rng = np.random.default_rng(0)
-    for kind, drawing in kinds.items():
-        composer = SceneComposer(DrawingPool([drawing]), augment=only_mirror)
-        (obj,) = composer._objects([(drawing.class_id, 100.0)], rng)
-        start_x, end_x = obj.ink.points[0, 0], obj.ink.points[-1, 0]
-        assert (start_x > end_x) == (kind in ("doodle", "obscene")), kind
-    # augment_drawings on its own mirrors nothing unless told which drawings may be.
-    ink = Polylines.concat([kinds["doodle"].ink, kinds["digit"].ink])
-    per_drawing = ink.points_per_drawing(np.array([1, 1]))
-    plain = augment_drawings(ink, per_drawing, rng, only_mirror).points[:, 0]
-    assert plain[0] < plain[1] and plain[2] < plain[3]
-    marked = augment_drawings(ink, per_drawing, rng, only_mirror, np.array([True, False])).points[:, 0]
-    assert marked[0] > marked[1] and marked[2] < marked[3]
-
-
 def test_every_placed_object_keeps_its_own_drawings_label() -> None:
     """Objects are resampled and augmented in batches; each must come back with its own label."""
     pool = DrawingPool([_drawing_with_strokes(c, i) for c in range(NUM_CLASSES) for i in range(3)])

@@ -24,9 +24,6 @@ class StrokeAugment:
     smooth_prob: float = 0.5
     drop_tiny_stroke_prob: float = 0.15
     tiny_stroke_size: float = 0.06
-    # Doodles and obscene drawings are drawn facing either way, so half are mirrored; digits and
-    # letters never are (a mirrored 2 is no digit).
-    mirror_prob: float = 0.5
 
 
 def drop_tiny_stroke(ink: Polylines, rng: np.random.Generator, aug: StrokeAugment) -> Polylines:
@@ -40,31 +37,24 @@ def drop_tiny_stroke(ink: Polylines, rng: np.random.Generator, aug: StrokeAugmen
 
 
 def augment_drawings(
-    ink: Polylines,
-    per_drawing: np.ndarray,
-    rng: np.random.Generator,
-    aug: StrokeAugment,
-    mirrorable: np.ndarray | None = None,
+    ink: Polylines, per_drawing: np.ndarray, rng: np.random.Generator, aug: StrokeAugment
 ) -> Polylines:
-    """A random affine (rotation, shear, aspect; a mirror for the drawings `mirrorable` marks)
-    per drawing, per-point jitter and, for some drawings, smoothing, for several normalised
-    drawings held in one Polylines (`per_drawing`: each drawing's point count, see
-    `Polylines.points_per_drawing`). The result is not re-normalised (`Polylines.fit_each` does
-    that). All drawings of a scene go through here together: one numpy call per step, not one
-    per drawing."""
-    u_angle, u_aspect, u_shear, u_smooth, u_mirror = rng.random((5, len(per_drawing)))
+    """A random affine (rotation, shear, aspect) per drawing, per-point jitter and, for some
+    drawings, smoothing, for several normalised drawings held in one Polylines (`per_drawing`:
+    each drawing's point count, see `Polylines.points_per_drawing`). The result is
+    not re-normalised (`Polylines.fit_each` does that). All drawings of a scene go through
+    here together: one numpy call per step, not one per drawing."""
+    u_angle, u_aspect, u_shear, u_smooth = rng.random((4, len(per_drawing)))
     angle = np.deg2rad(aug.rotation_deg * (2 * u_angle - 1))
     cos, sin = np.cos(angle), np.sin(angle)
     root_aspect = np.exp(aug.log_aspect * (2 * u_aspect - 1) / 2)
     shear = aug.shear * (2 * u_shear - 1)
-    can_mirror = np.zeros(len(per_drawing), bool) if mirrorable is None else np.asarray(mirrorable, bool)
-    x_sign = np.where(can_mirror & (u_mirror < aug.mirror_prob), -1.0, 1.0)
-    # rotation @ shear @ diag(sqrt(aspect), 1 / sqrt(aspect)) @ diag(x_sign, 1), multiplied out
+    # rotation @ shear @ diag(sqrt(aspect), 1 / sqrt(aspect)), multiplied out, one per drawing
     matrices = np.stack(
         [
-            x_sign * cos * root_aspect,
+            cos * root_aspect,
             (cos * shear - sin) / root_aspect,
-            x_sign * sin * root_aspect,
+            sin * root_aspect,
             (sin * shear + cos) / root_aspect,
         ],
         axis=1,

@@ -363,8 +363,7 @@ class SceneComposer:
         """
         if not wanted:
             return []
-        drawings = [self.pool.sample(class_id, rng) for class_id, _ in wanted]
-        inks = [d.ink for d in drawings]
+        inks = [self.pool.sample(class_id, rng).ink for class_id, _ in wanted]
         if self.augment is not None:
             inks = [drop_tiny_stroke(ink, rng, self.augment) for ink in inks]
             # Point spacing varies in training: a coarse or a dense pen.
@@ -375,8 +374,7 @@ class SceneComposer:
         batch = Polylines.concat(inks).resample(np.repeat(spacing, strokes_per_drawing))
         points_per_drawing = batch.points_per_drawing(strokes_per_drawing)
         if self.augment is not None:
-            mirrorable = np.array([d.category is not None or d.class_id == CENSORED_ID for d in drawings])
-            batch = augment_drawings(batch, points_per_drawing, rng, self.augment, mirrorable)
+            batch = augment_drawings(batch, points_per_drawing, rng, self.augment)
         sides = np.array([side for _, side in wanted])
         batch, sizes = batch.fit_each(points_per_drawing, sides)
         parts = batch.split_each(strokes_per_drawing, points_per_drawing)
