@@ -20,13 +20,11 @@ fitted to the ink it holds (and, for what is shown, `one_label_per_object` on th
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .boxes import box_iou, cxcywh_to_xyxy
 from .classes import CENSORED_ID
-from .preprocess import FRAME_INK, ink_box
+from .preprocess import FRAME_INK, ink_box, pixel_region
 
 # The slider's default, read off the PR curve on held-out writers (docs/MODEL_CARD.md).
 DEFAULT_CONF = 0.5
@@ -154,13 +152,13 @@ def fit_to_ink(boxes: np.ndarray, gray: np.ndarray, reach: float = 0.0, level: i
     fitted = np.array(boxes, dtype=np.float64).reshape(-1, 4)
     height, width = gray.shape[:2]
     for box in fitted:
-        region = _pixel_region(box, 0.0, width, height)
+        region = pixel_region(box, 0.0, width, height)
         inside = _ink_in(gray, region, level)
         if inside is None:
             continue
         cut = [ink == edge for ink, edge in zip(inside, region, strict=True)]  # ink reaches the side
         if reach > 0 and any(cut):
-            grown = _pixel_region(box, reach, width, height)
+            grown = pixel_region(box, reach, width, height)
             region = (
                 grown[0] if cut[0] else region[0],
                 grown[1] if cut[1] else region[1],
@@ -183,17 +181,6 @@ def one_label_per_object(
     keep[plain] = False
     keep[plain[nms(boxes[plain], scores[plain], iou)]] = True
     return boxes[keep], scores[keep], class_ids[keep]
-
-
-def _pixel_region(box: np.ndarray, grow: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """The whole pixels a box (grown by `grow` on every side) touches, within the image."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return (
-        max(0, math.floor(x1 - grow)),
-        max(0, math.floor(y1 - grow)),
-        min(width, math.ceil(x2 + grow)),
-        min(height, math.ceil(y2 + grow)),
-    )
 
 
 def _ink_in(

@@ -99,13 +99,7 @@ class Letterbox:
         if ink is None:
             return cls.fit(width, height, size, max_scale=MAX_SCALE)
         x1, y1, x2, y2 = (float(v) for v in ink)
-        grow = FRAME_MARGIN * max(x2 - x1, y2 - y1) + FRAME_PAD
-        frame = (
-            max(0, math.floor(x1 - grow)),
-            max(0, math.floor(y1 - grow)),
-            min(width, math.ceil(x2 + grow)),
-            min(height, math.ceil(y2 + grow)),
-        )
+        frame = pixel_region(ink, FRAME_MARGIN * max(x2 - x1, y2 - y1) + FRAME_PAD, width, height)
         if frame[2] <= frame[0] or frame[3] <= frame[1]:
             frame = (0, 0, width, height)  # ink outside the canvas: nothing to frame
         short_side = min(frame[2] - frame[0], frame[3] - frame[1])
@@ -218,6 +212,20 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
         top = arr.max() if arr.size and arr.max() > 255 else 255.0
         return (arr * (255.0 / top)).clip(0, 255).astype(np.uint8)
     return np.asarray(image.convert("RGB"))
+
+
+def pixel_region(
+    box: np.ndarray | tuple[float, ...], grow: float, width: int, height: int
+) -> tuple[int, int, int, int]:
+    """The whole pixels (x1, y1, x2, y2, exclusive x2/y2) that a box grown by `grow` on every
+    side touches, within a width x height image."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (
+        max(0, math.floor(x1 - grow)),
+        max(0, math.floor(y1 - grow)),
+        min(width, math.ceil(x2 + grow)),
+        min(height, math.ceil(y2 + grow)),
+    )
 
 
 def ink_box(gray: np.ndarray, level: int = FRAME_INK) -> np.ndarray | None:
