@@ -13,6 +13,7 @@ from digit_detector.postprocess import (
     one_label_per_object,
     postprocess,
     postprocess_for_map,
+    without_other,
 )
 
 
@@ -170,6 +171,11 @@ def test_fit_to_ink_shrinks_loose_sides_and_reaches_only_past_cut_ones() -> None
     )
     np.testing.assert_array_equal(fit_to_ink(np.array([[-10.0, 18.5, 45.0, 30.0]]), gray), [[40, 20, 44, 30]])
     assert fit_to_ink(np.zeros((0, 4)), gray).shape == (0, 4)
+    # One reach per box: the same short box twice, reaching 1 and 3 pixels.
+    np.testing.assert_array_equal(
+        fit_to_ink(np.repeat(short, 2, axis=0), gray, reach=np.array([1.0, 3.0])),
+        [[40, 20, 44, 79], [40, 20, 44, 80]],
+    )
 
 
 def test_one_label_per_object_on_fitted_boxes() -> None:
@@ -181,3 +187,20 @@ def test_one_label_per_object_on_fitted_boxes() -> None:
     assert kept_ids.tolist() == [1, CENSORED_ID, 7]
     np.testing.assert_array_equal(kept_scores, [0.9, 0.7, 0.6])
     np.testing.assert_array_equal(kept_boxes, boxes[[0, 2, 3]])
+
+
+def test_without_other_silences_rows_read_as_other_but_keeps_their_censored_score() -> None:
+    rows = np.zeros((3, 5 + 12), np.float32)
+    rows[:, :5] = [[10, 10, 4, 4, 0.9], [30, 10, 4, 4, 0.9], [50, 10, 4, 4, 0.9]]  # apart
+    rows[0, 5 + 3], rows[0, 5 + OTHER_ID] = 0.7, 0.2  # a "3": untouched
+    rows[1, 5 + 3], rows[1, 5 + OTHER_ID], rows[1, 5 + CENSORED_ID] = 0.3, 0.6, 0.8  # "other"
+    rows[2, 5 + OTHER_ID], rows[2, 5 + CENSORED_ID] = 0.1, 0.9  # censored, "other" its best plain class
+    out = without_other(rows)
+    np.testing.assert_array_equal(out[0], rows[0])
+    np.testing.assert_array_equal(out[1, 5 : 5 + CENSORED_ID], 0)
+    np.testing.assert_array_equal(out[2, 5 : 5 + CENSORED_ID], 0)
+    np.testing.assert_array_equal(out[:, :5], rows[:, :5])
+    np.testing.assert_array_equal(out[:, 5 + CENSORED_ID], rows[:, 5 + CENSORED_ID])
+    assert rows[1, 5 + OTHER_ID] == np.float32(0.6)  # the input is not changed
+    shown = postprocess(out, conf=0.5, censored_conf=0.5)
+    assert sorted(shown[2].tolist()) == [3, CENSORED_ID, CENSORED_ID]

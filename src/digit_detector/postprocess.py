@@ -1,7 +1,8 @@
 """From the model's decoded output to decisions, in plain numpy, shared by every backend.
 
-Input: the model's decoded output for ONE image, (N, 5 + C): cx, cy, w, h (input pixels),
-objectness, C class probabilities.
+Input: the model's decoded output for ONE image, (N, 5 + C): cx, cy, w, h (input pixels; with
+a second look, `Detector.infer`, its rows mapped into the first look's), objectness, C class
+probabilities.
 
 Two ways to decide, for two purposes:
 - `postprocess` (what the app, the CLI and `Detector.predict` show): ONE label per drawn object.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .boxes import box_iou, cxcywh_to_xyxy
-from .classes import CENSORED_ID
+from .classes import CENSORED_ID, OTHER_ID
 from .preprocess import FRAME_INK, ink_box, pixel_region
 
 # The slider's default, read off the PR curve on held-out writers (docs/MODEL_CARD.md).
@@ -129,6 +130,17 @@ def postprocess(
     return all_boxes[order], all_scores[order], all_ids[order]
 
 
+def without_other(prediction: np.ndarray) -> np.ndarray:
+    """Rows (N, 5 + C) whose best class among the digits and "other" is "other" lose their digit
+    and "other" probabilities; their censored one stays. For the second look
+    (`Detector.infer`): the ink it sees alone is more often a piece of a drawing the first
+    look labelled than a drawing of its own, and read alone such a piece is "other"."""
+    rows = np.array(prediction, dtype=np.float32)
+    plain = rows[:, 5 : 5 + CENSORED_ID]
+    plain[plain.argmax(axis=1) == OTHER_ID] = 0.0
+    return rows
+
+
 def postprocess_for_map(
     prediction: np.ndarray,
     conf: float = EVAL_CONF,
@@ -142,23 +154,26 @@ def postprocess_for_map(
     return boxes[order], scores[order], ids[order]
 
 
-def fit_to_ink(boxes: np.ndarray, gray: np.ndarray, reach: float = 0.0, level: int = FRAME_INK) -> np.ndarray:
+def fit_to_ink(
+    boxes: np.ndarray, gray: np.ndarray, reach: float | np.ndarray = 0.0, level: int = FRAME_INK
+) -> np.ndarray:
     """Each box (x1, y1, x2, y2, pixels of `gray`) fitted to the ink it holds: the pixels darker
     than `level`. The model regresses its boxes at input scale and leaves them a few pixels
     loose or short; a label's box is the ink's box. A side with paper along it shrinks to the
     ink; a side the ink runs into (it cut the drawing) may move out by up to `reach` pixels to
     take the rest of the stroke, and no further, so a neighbour's ink cannot pull a box over.
-    A box with no ink stays as it is."""
+    A box with no ink stays as it is. `reach`: one for all boxes, or one per box."""
     fitted = np.array(boxes, dtype=np.float64).reshape(-1, 4)
+    reaches = np.broadcast_to(np.asarray(reach, dtype=np.float64), (len(fitted),))
     height, width = gray.shape[:2]
-    for box in fitted:
+    for box, box_reach in zip(fitted, reaches, strict=True):
         region = pixel_region(box, 0.0, width, height)
         inside = _ink_in(gray, region, level)
         if inside is None:
             continue
         cut = [ink == edge for ink, edge in zip(inside, region, strict=True)]  # ink reaches the side
-        if reach > 0 and any(cut):
-            grown = pixel_region(box, reach, width, height)
+        if box_reach > 0 and any(cut):
+            grown = pixel_region(box, box_reach, width, height)
             region = (
                 grown[0] if cut[0] else region[0],
                 grown[1] if cut[1] else region[1],
