@@ -9,10 +9,12 @@ from digit_detector.preprocess import (
     INPUT_SIZE,
     Letterbox,
     ink_box,
+    ink_under,
     is_blank,
     letterbox_gray,
     preprocess,
     to_gray_on_white,
+    unlabelled_ink,
 )
 
 SIZES = [(400, 400), (700, 250), (250, 700), (1, 1), (193, 97), (1000, 3)]
@@ -245,3 +247,71 @@ def test_a_larger_input_widens_wide_ink_but_not_a_compact_drawing() -> None:
         _, capped = letterbox_gray(ink, 192)
         plain = Letterbox.fit(900, 600, 192, capped.frame)
         assert capped == plain, "at 192 the cap is a no-op"
+
+
+def test_unlabelled_ink_is_every_stroke_no_box_touches_each_whole() -> None:
+    square = np.full((60, 60), 255, np.uint8)
+    square[10:20, 10:12] = 0  # inside the box
+    square[10:12, 12:30] = 0  # joined to it, running out of the box: a cut-off tail
+    square[39:50, 10:12] = 0  # one pixel of paper below the box
+    square[30:50, 40:42] = 0  # far away
+    square[5, 50] = 240  # paper-light: not ink
+    box = np.array([[9.0, 9.0, 20.0, 38.0]])
+    far = np.zeros((60, 60), bool)
+    far[30:50, 40:42] = True
+    below = np.zeros((60, 60), bool)
+    below[39:50, 10:12] = True
+    np.testing.assert_array_equal(unlabelled_ink(square, box, clearance=0), far | below)
+    np.testing.assert_array_equal(unlabelled_ink(square, box, clearance=2), far)
+    np.testing.assert_array_equal(unlabelled_ink(square, np.zeros((0, 4)), 2), square < 235)
+
+
+def test_ink_under_keeps_the_canvas_ink_under_a_mask_of_the_letterbox() -> None:
+    gray = np.full((400, 800), 255, np.uint8)
+    gray[100:300, 100:110] = 0  # a bar, to be whitened
+    gray[50:80, 600:620] = 0  # small writing, to be kept with its light edge
+    gray[50:80, 620] = 180
+    square, letterbox = letterbox_gray(gray)
+    mask = unlabelled_ink(square, letterbox.to_input(np.array([[100.0, 100.0, 110.0, 300.0]])), 1)
+    out = ink_under(gray, mask, letterbox)
+    expected = np.full_like(gray, 255)
+    expected[50:80, 600:621] = gray[50:80, 600:621]
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(ink_under(gray, np.zeros_like(mask), letterbox), np.full_like(gray, 255))
+
+
+def test_rows_move_between_two_letterboxes_of_one_canvas() -> None:
+    """A box seen by a zoomed letterbox, moved into the first one's input pixels, is where the
+    first letterbox puts that canvas box; the other columns stay."""
+    first = Letterbox.around_ink(1100, 800, np.array([50.0, 40.0, 1000.0, 760.0]))
+    second = Letterbox.around_ink(1100, 800, np.array([850.0, 90.0, 990.0, 130.0]))
+    assert second.scale_x > 3 * first.scale_x
+    canvas_box = np.array([[900.0, 100.0, 918.0, 126.0]])
+    seen = second.to_input(canvas_box)[0]
+    rows = np.array(
+        [[(seen[0] + seen[2]) / 2, (seen[1] + seen[3]) / 2, seen[2] - seen[0], seen[3] - seen[1], 0.9, 0.5]],
+        np.float32,
+    )
+    moved = second.rows_into(rows, first)
+    cx, cy, w, h = moved[0, :4]
+    np.testing.assert_allclose(
+        [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], first.to_input(canvas_box)[0], atol=1e-3
+    )
+    np.testing.assert_array_equal(moved[:, 4:], rows[:, 4:])
+
+
+def test_ink_under_takes_the_light_edge_of_a_stroke_along() -> None:
+    """At scale 1 the mask is the stroke itself; the light edge beside it (paper in the mask)
+    comes along, and nothing a pixel further out."""
+    gray = np.full((100, 100), 255, np.uint8)
+    gray[20:40, 30:33] = 0
+    gray[20:40, 33] = 245  # light edge
+    gray[20:40, 34] = 100  # another stroke, just past the edge
+    letterbox = Letterbox.fit(100, 100, frame=(10, 10, 90, 90), max_scale=1.0)
+    mask = np.zeros((INPUT_SIZE, INPUT_SIZE), bool)
+    x1, y1, x2, y2 = letterbox.to_input(np.array([[30.0, 20.0, 33.0, 40.0]]))[0].astype(int)
+    mask[y1:y2, x1:x2] = True
+    out = ink_under(gray, mask, letterbox)
+    expected = np.full_like(gray, 255)
+    expected[20:40, 30:34] = gray[20:40, 30:34]
+    np.testing.assert_array_equal(out, expected)

@@ -124,6 +124,17 @@ class Letterbox:
         scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y])
         return boxes * scale + np.tile(self.offset, 2)
 
+    def rows_into(self, rows: np.ndarray, other: Letterbox) -> np.ndarray:
+        """Decoded model rows (N, 5 + C) with cx, cy, w, h in this letterbox's input pixels ->
+        the same rows in `other`'s input pixels (both letterboxes framed on one canvas)."""
+        out = np.array(rows, dtype=np.float32).reshape(len(rows), -1)
+        gain = np.array([other.scale_x / self.scale_x, other.scale_y / self.scale_y], dtype=np.float32)
+        out[:, 0:2] = (out[:, 0:2] - np.array(self.offset, dtype=np.float32)) * gain + np.array(
+            other.offset, dtype=np.float32
+        )
+        out[:, 2:4] *= gain
+        return out
+
     def to_source(self, boxes: np.ndarray) -> np.ndarray:
         """Model-input-pixel boxes (N, 4) -> canvas-pixel boxes (N, 4), clipped to the canvas."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -235,6 +246,43 @@ def ink_box(gray: np.ndarray, level: int = FRAME_INK) -> np.ndarray | None:
     if w == 0:
         return None
     return np.array([x, y, x + w, y + h], dtype=np.float64)
+
+
+def unlabelled_ink(square: np.ndarray, boxes: np.ndarray, clearance: float) -> np.ndarray:
+    """A mask of the letterboxed square's ink (darker than FAINTEST_INK) that no box touches,
+    each stroke whole: a stroke that a box, grown by `clearance` pixels, touches anywhere is
+    left out, so no cut-off tail of a labelled drawing is left to be read on its own. Boxes are
+    (x1, y1, x2, y2) in the square's pixels."""
+    size = square.shape[0]
+    count, strokes = cv2.connectedComponents((square < FAINTEST_INK).astype(np.uint8), connectivity=8)
+    boxed = np.zeros(square.shape, dtype=bool)
+    for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        x1, y1, x2, y2 = pixel_region(box, clearance, size, size)
+        boxed[y1:y2, x1:x2] = True
+    touched = np.zeros(count, dtype=bool)
+    touched[0] = True  # paper
+    touched[strokes[boxed]] = True
+    return ~touched[strokes]
+
+
+def ink_under(gray: np.ndarray, mask: np.ndarray, letterbox: Letterbox) -> np.ndarray:
+    """`gray` white except under `mask` (pixels of the square `letterbox` made of `gray`), which
+    is first grown by one input pixel so that the edges of its strokes come along."""
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8))
+    ys, xs = np.nonzero(grown)
+    out = np.full_like(gray, PAD_VALUE)
+    if len(xs) == 0:
+        return out
+    source = letterbox.to_source(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]))[0]
+    x1, y1, x2, y2 = pixel_region(source, 0.0, gray.shape[1], gray.shape[0])
+    offset_x, offset_y = letterbox.offset
+    # The square's pixel under each canvas pixel's centre, as the letterbox maps them.
+    columns = np.floor((np.arange(x1, x2) + 0.5) * letterbox.scale_x + offset_x).astype(np.intp)
+    rows = np.floor((np.arange(y1, y2) + 0.5) * letterbox.scale_y + offset_y).astype(np.intp)
+    size = grown.shape[0]
+    under = grown[rows.clip(0, size - 1)[:, None], columns.clip(0, size - 1)[None, :]].astype(bool)
+    out[y1:y2, x1:x2] = np.where(under, gray[y1:y2, x1:x2], np.uint8(PAD_VALUE))
+    return out
 
 
 def letterbox_gray(gray: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, Letterbox]:
