@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from digit_detector import Detector, WeightsError
-from digit_detector.classes import CLASS_NAMES, Detection
-from digit_detector.preprocess import ink_box, letterbox_gray
+from digit_detector.classes import CLASS_NAMES, OTHER_ID, Detection
+from digit_detector.preprocess import ink_box, letterbox_gray, to_model_input
 from digit_detector.render import annotate, read_numbers
 
 from .conftest import REPO, render_digit_canvas
@@ -84,6 +84,103 @@ def test_what_is_shown_has_one_label_per_object_after_fitting(detector: Detector
     assert [(d.label, d.box) for d in shown] == [("1", (10.0, 10.0, 30.0, 50.0))]
     candidates = detector.decide(raw, on_the_same_ink, all_candidates=True)
     assert sorted(d.label for d in candidates) == ["1", "7"]  # mAP candidates keep both
+
+
+def _small_writing_beside_a_large_digit() -> tuple[np.ndarray, list[np.ndarray]]:
+    """1100x800: an "8" 680 px tall, and "234" 26 px tall far from it (about 6 px tall in
+    the first look's letterbox). Returns the canvas and the small digits' ink boxes."""
+    canvas = render_digit_canvas("8", size=(1100, 800), stroke=16, box=(80, 80, 560, 760))
+    inks = []
+    for i, label in enumerate("234"):
+        x = 850 + 26 * i
+        digit = render_digit_canvas(label, size=(1100, 800), stroke=3, seed=i, box=(x, 100, x + 18, 126))
+        inks.append(ink_box(255 - digit[..., 3]))
+        canvas[..., 3] = np.maximum(canvas[..., 3], digit[..., 3])
+    return canvas, inks
+
+
+def test_a_second_look_reads_small_writing_beside_a_large_drawing(
+    detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canvas, inks = _small_writing_beside_a_large_digit()
+    shown = sorted(detector.predict(canvas), key=lambda d: d.box[0])
+    assert [d.label for d in shown] == ["8", "2", "3", "4"]
+    for detection, ink in zip(shown[1:], inks, strict=True):  # fitted at the second look's pixel
+        x1, y1, x2, y2 = detection.box
+        assert ink[0] <= x1 < x2 <= ink[2] and ink[1] <= y1 < y2 <= ink[3], (detection, ink)
+    candidates = detector.predict(canvas, all_candidates=True)
+    assert {"2", "3", "4"} <= {d.label for d in candidates if d.box[0] > 800 and d.score > 0.5}
+    # Without it the first look alone misses them: they are 6 px tall in its input.
+    monkeypatch.setattr(Detector, "_second_look_frame", lambda *args: None)
+    assert [d.label for d in detector.predict(canvas)] == ["8"]
+
+
+class _ScriptedModel:
+    """Stands in for the model: the first look labels the ink left of input column 120 (the
+    large "8"); the second look reads the left half of its ink as a "3" and the right half
+    as "other"."""
+
+    input_size = 192
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, object] = {}
+        self.looks = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.looks += 1
+        ink = batch[0, 0] < 0.5
+        if self.looks == 1:
+            ink[:, 120:] = False
+            reads = [(0.0, 1.0, 8)]
+        else:
+            reads = [(0.02, 0.5, 3), (0.5, 1.0, OTHER_ID)]  # the "3" cuts its ink's left side
+        ys, xs = np.nonzero(ink)
+        width = xs.max() + 1 - xs.min()
+        rows = np.zeros((1, len(reads), 5 + len(CLASS_NAMES)), np.float32)
+        for row, (start, stop, class_id) in zip(rows[0], reads, strict=True):
+            x1, x2 = xs.min() + start * width, xs.min() + stop * width
+            row[:5] = [(x1 + x2) / 2, (ys.min() + ys.max() + 1) / 2, x2 - x1, ys.max() + 1 - ys.min(), 0.95]
+            row[5 + class_id] = 1.0
+        return rows
+
+
+def test_the_second_look_adds_its_digits_where_they_are_drawn_but_not_its_other_reads(
+    onnx_weights: Path,
+) -> None:
+    canvas, inks = _small_writing_beside_a_large_digit()
+    detector = Detector(onnx_weights)
+    detector._backend = model = _ScriptedModel()
+    shown = sorted(detector.predict(canvas), key=lambda d: d.box[0])
+    assert model.looks == 2
+    assert [d.label for d in shown] == ["8", "3"]
+    x1, y1, x2, y2 = shown[1].box  # on the left half of the small ink, in canvas pixels
+    assert x1 == inks[0][0]  # the cut side reached the ink: a second-look pixel is enough
+    assert (
+        inks[0][0] <= x1 < x2 <= (inks[0][0] + inks[2][2]) / 2 + 2
+        and inks[0][1] - 1 <= y1 < y2 <= inks[0][3] + 1
+    )
+    model.looks = 0
+    candidates = detector.predict(canvas, all_candidates=True)
+    assert sorted(d.label for d in candidates) == ["3", "8"]
+
+
+def test_the_second_look_leaves_a_labelled_drawing_alone(detector: Detector) -> None:
+    """A large digit by itself: no ink is left without a label, so nothing more is shown, and
+    a canvas framed at full size never takes a second look."""
+    canvas = render_digit_canvas("8", size=(1100, 800), stroke=16, box=(80, 80, 560, 760))
+    assert [d.label for d in detector.predict(canvas)] == ["8"]
+    gray = 255 - canvas[..., 3]
+    square, letterbox = letterbox_gray(gray)
+    raw = detector.raw(to_model_input(square))
+    assert detector._second_look_frame(gray, square, raw, letterbox) is None
+    nothing = np.zeros_like(raw)  # all of the "8" unlabelled: alone, it is framed no larger
+    assert detector._second_look_frame(gray, square, nothing, letterbox) is None
+    small = render_digit_canvas("5", box=(150, 150, 230, 260))
+    gray = 255 - small[..., 3]
+    square, letterbox = letterbox_gray(gray)
+    assert letterbox.scale_x == 1.0
+    raw = np.zeros_like(detector.raw(to_model_input(square)))  # nothing labelled at all
+    assert detector._second_look_frame(gray, square, raw, letterbox) is None
 
 
 def test_detector_is_thread_safe(detector: Detector) -> None:

@@ -29,13 +29,30 @@ from .postprocess import (
     one_label_per_object,
     postprocess,
     postprocess_for_map,
+    without_other,
 )
-from .preprocess import letterbox_gray, to_gray_on_white, to_model_input
+from .preprocess import (
+    MAX_SCALE,
+    Letterbox,
+    ink_under,
+    letterbox_gray,
+    to_gray_on_white,
+    to_model_input,
+    unlabelled_ink,
+)
 
 # The ONNX weights are package data: `pip install` puts them next to this file.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS_NAME = "digit-detector.onnx"
 WEIGHTS_ENV = "DIGIT_DETECTOR_WEIGHTS"
+# The second look (`Detector.infer`): taken when the ink no shown box touches (strokes within
+# SECOND_LOOK_CLEARANCE_INPUT_PX of a box count as touched; at least SECOND_LOOK_MIN_INK input
+# pixels of it) gets SECOND_LOOK_MIN_GAIN times the first look's scale on its own. Chosen on held-out writers
+# (docs/MODEL_CARD.md, "A second look at unlabelled ink"): a wider clearance loses the missed
+# digits beside read ones, a narrower one reads the cut-off tails of labelled drawings.
+SECOND_LOOK_MIN_GAIN = 1.3
+SECOND_LOOK_CLEARANCE_INPUT_PX = 2.0
+SECOND_LOOK_MIN_INK = 4
 
 
 class WeightsError(UserError, RuntimeError):
@@ -180,16 +197,44 @@ class Detector:
         return self.decide(raw, to_source, conf, iou, censored_conf, all_candidates)
 
     def infer(self, gray: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
-        """Letterbox and model, once: the decoded output (N, 5 + C) and the map of its boxes
-        back to `gray`'s pixels (each then fitted to the ink inside it), for any number of
-        `decide` calls."""
+        """Letterbox and model: the decoded output (N, 5 + C, in the first look's input pixels)
+        and the map of its boxes back to `gray`'s pixels (each then fitted to the ink inside
+        it), for any number of `decide` calls.
+
+        The letterbox frames all the ink, so small writing beside a large drawing reaches the
+        model a few pixels tall and can be missed. When ink that no shown box touches would be
+        SECOND_LOOK_MIN_GAIN times larger framed on its own, the model looks again at that ink
+        alone, and the rows of both looks are decided together."""
         square, letterbox = letterbox_gray(gray, self.input_size)
-        reach = FIT_REACH_INPUT_PX / min(letterbox.scale_x, letterbox.scale_y)  # in gray's pixels
+        raw = self.raw(to_model_input(square))
+        second = None
+        closer = self._second_look_frame(gray, square, raw, letterbox)
+        if closer is not None:
+            square, second = closer
+            closer_rows = without_other(self.raw(to_model_input(square)))
+            raw = np.concatenate([raw, second.rows_into(closer_rows, letterbox)])
 
         def to_source(boxes: np.ndarray) -> np.ndarray:
-            return fit_to_ink(letterbox.to_source(boxes), gray, reach)
+            source = letterbox.to_source(boxes)
+            return fit_to_ink(source, gray, _fit_reach(source, letterbox, second))
 
-        return self.raw(to_model_input(square)), to_source
+        return raw, to_source
+
+    def _second_look_frame(
+        self, gray: np.ndarray, square: np.ndarray, raw: np.ndarray, letterbox: Letterbox
+    ) -> tuple[np.ndarray, Letterbox] | None:
+        """The letterboxed ink that the first look saw and no shown box (at the detector's own
+        thresholds) touches, if a second look would see it at least SECOND_LOOK_MIN_GAIN times
+        larger; else None. Found on the first look's square, so it costs little (~1 ms)."""
+        scale = _scale(letterbox)
+        if scale * SECOND_LOOK_MIN_GAIN > MAX_SCALE:
+            return None  # the first look already sees the ink at (nearly) its drawn size
+        shown, _, _ = postprocess(raw, self.conf, self.iou, self.censored_conf)
+        unlabelled = unlabelled_ink(square, shown, SECOND_LOOK_CLEARANCE_INPUT_PX)
+        if np.count_nonzero(unlabelled) < SECOND_LOOK_MIN_INK:
+            return None
+        closer, second = letterbox_gray(ink_under(gray, unlabelled, letterbox), self.input_size)
+        return (closer, second) if _scale(second) >= SECOND_LOOK_MIN_GAIN * scale else None
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The decoded model output (N, 5 + C) for one preprocessed (3, S, S) input."""
@@ -227,3 +272,21 @@ class Detector:
             )
             for b, s, c in zip(boxes, scores, ids, strict=True)
         ]
+
+
+def _scale(letterbox: Letterbox) -> float:
+    """Input pixels per canvas pixel (the smaller of the two axes')."""
+    return min(letterbox.scale_x, letterbox.scale_y)
+
+
+def _fit_reach(boxes: np.ndarray, first: Letterbox, second: Letterbox | None) -> float | np.ndarray:
+    """How far `fit_to_ink` may move each box's cut sides: FIT_REACH_INPUT_PX in canvas pixels
+    of the look the box came from. A box centred in the second look's frame came from it (the
+    first look only had weak candidates there, or it would have labelled that ink)."""
+    reach = FIT_REACH_INPUT_PX / _scale(first)
+    if second is None:
+        return reach
+    x1, y1, x2, y2 = second.frame
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    centred = (cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)
+    return np.where(centred, FIT_REACH_INPUT_PX / _scale(second), reach)
