@@ -254,11 +254,14 @@ def unlabelled_ink(square: np.ndarray, boxes: np.ndarray, clearance: float) -> n
     left out, so no cut-off tail of a labelled drawing is left to be read on its own. Boxes are
     (x1, y1, x2, y2) in the square's pixels."""
     size = square.shape[0]
-    count, strokes = cv2.connectedComponents((square < FAINTEST_INK).astype(np.uint8), connectivity=8)
+    ink = square < FAINTEST_INK
     boxed = np.zeros(square.shape, dtype=bool)
     for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
         x1, y1, x2, y2 = pixel_region(box, clearance, size, size)
         boxed[y1:y2, x1:x2] = True
+    if not np.any(ink > boxed):
+        return np.zeros_like(ink)  # all ink inside boxes: the common case, no strokes to find
+    count, strokes = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
     touched = np.zeros(count, dtype=bool)
     touched[0] = True  # paper
     touched[strokes[boxed]] = True
