@@ -47,9 +47,9 @@ DEFAULT_WEIGHTS_NAME = "digit-detector.onnx"
 WEIGHTS_ENV = "DIGIT_DETECTOR_WEIGHTS"
 # The second look (`Detector.infer`): taken when the ink no shown box touches (strokes within
 # SECOND_LOOK_CLEARANCE_INPUT_PX of a box count as touched; at least SECOND_LOOK_MIN_INK input
-# pixels of it) gets SECOND_LOOK_MIN_GAIN times the first look's scale on its own. Chosen on held-out writers
-# (docs/MODEL_CARD.md, "A second look at unlabelled ink"): a wider clearance loses the missed
-# digits beside read ones, a narrower one reads the cut-off tails of labelled drawings.
+# pixels of it) gets SECOND_LOOK_MIN_GAIN times the first look's scale on its own. Chosen on
+# held-out writers (docs/MODEL_CARD.md, "A second look at unlabelled ink"): a wider clearance
+# loses the missed digits beside read ones.
 SECOND_LOOK_MIN_GAIN = 1.3
 SECOND_LOOK_CLEARANCE_INPUT_PX = 2.0
 SECOND_LOOK_MIN_INK = 4
@@ -225,7 +225,7 @@ class Detector:
     ) -> tuple[np.ndarray, Letterbox] | None:
         """The letterboxed ink that the first look saw and no shown box (at the detector's own
         thresholds) touches, if a second look would see it at least SECOND_LOOK_MIN_GAIN times
-        larger; else None. Found on the first look's square, so it costs little (~1 ms)."""
+        larger; else None. Found on the first look's square, so it costs little."""
         scale = _scale(letterbox)
         if scale * SECOND_LOOK_MIN_GAIN > MAX_SCALE:
             return None  # the first look already sees the ink at (nearly) its drawn size

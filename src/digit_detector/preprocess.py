@@ -7,6 +7,10 @@ a `size` x `size` square -> ink normalised (the darkest ink made black, so a 1-p
 from a large canvas stays visible) -> model input: float32, layout (3, size, size) CHW, RGB,
 values in [0, 1] (white = 1.0).
 
+Ink the first look leaves unlabelled gets a second look through the same path
+(`Detector.infer`): `unlabelled_ink` finds its strokes on the first square, `ink_under` keeps
+only them on the canvas, and that is framed and letterboxed as above.
+
 Framing is why small writing on a wide canvas is readable: 30-px digits on an 800-px canvas
 would be 7 px tall after letterboxing the whole canvas, and are 30 px tall in their frame.
 
