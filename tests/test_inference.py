@@ -94,7 +94,9 @@ def _small_writing_beside_a_large_digit() -> tuple[np.ndarray, list[np.ndarray]]
     for i, label in enumerate("234"):
         x = 850 + 26 * i
         digit = render_digit_canvas(label, size=(1100, 800), stroke=3, seed=i, box=(x, 100, x + 18, 126))
-        inks.append(ink_box(255 - digit[..., 3]))
+        ink = ink_box(255 - digit[..., 3])
+        assert ink is not None
+        inks.append(ink)
         canvas[..., 3] = np.maximum(canvas[..., 3], digit[..., 3])
     return canvas, inks
 
