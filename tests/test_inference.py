@@ -101,25 +101,25 @@ def _small_writing_beside_a_large_digit() -> tuple[np.ndarray, list[np.ndarray]]
     return canvas, inks
 
 
-def test_a_second_look_reads_small_writing_beside_a_large_drawing(
+def test_a_closer_look_reads_small_writing_beside_a_large_drawing(
     detector: Detector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     canvas, inks = _small_writing_beside_a_large_digit()
     shown = sorted(detector.predict(canvas), key=lambda d: d.box[0])
     assert [d.label for d in shown] == ["8", "2", "3", "4"]
-    for detection, ink in zip(shown[1:], inks, strict=True):  # fitted at the second look's pixel
+    for detection, ink in zip(shown[1:], inks, strict=True):  # fitted at the closer look's pixel
         x1, y1, x2, y2 = detection.box
         assert ink[0] <= x1 < x2 <= ink[2] and ink[1] <= y1 < y2 <= ink[3], (detection, ink)
     candidates = detector.predict(canvas, all_candidates=True)
     assert {"2", "3", "4"} <= {d.label for d in candidates if d.box[0] > 800 and d.score > 0.5}
     # Without it the first look alone misses them: they are 6 px tall in its input.
-    monkeypatch.setattr(Detector, "_second_look_frame", lambda *args: None)
+    monkeypatch.setattr(Detector, "_closer_looks", lambda *args: [])
     assert [d.label for d in detector.predict(canvas)] == ["8"]
 
 
 class _ScriptedModel:
     """Stands in for the model: the first look labels the ink left of input column 120 (the
-    large "8"); the second look reads the left half of its ink as a "3" and the right half
+    large "8"); the closer look reads the left half of its ink as a "3" and the right half
     as "other"."""
 
     input_size = 192
@@ -146,7 +146,7 @@ class _ScriptedModel:
         return rows
 
 
-def test_the_second_look_adds_its_digits_where_they_are_drawn_but_not_its_other_reads(
+def test_a_closer_look_adds_its_digits_where_they_are_drawn_but_not_its_other_reads(
     onnx_weights: Path,
 ) -> None:
     canvas, inks = _small_writing_beside_a_large_digit()
@@ -156,7 +156,7 @@ def test_the_second_look_adds_its_digits_where_they_are_drawn_but_not_its_other_
     assert model.looks == 2
     assert [d.label for d in shown] == ["8", "3"]
     x1, y1, x2, y2 = shown[1].box  # on the left half of the small ink, in canvas pixels
-    assert x1 == inks[0][0]  # the cut side reached the ink: a second-look pixel is enough
+    assert x1 == inks[0][0]  # the cut side reached the ink: a closer-look pixel is enough
     assert (
         inks[0][0] <= x1 < x2 <= (inks[0][0] + inks[2][2]) / 2 + 2
         and inks[0][1] - 1 <= y1 < y2 <= inks[0][3] + 1
@@ -166,23 +166,74 @@ def test_the_second_look_adds_its_digits_where_they_are_drawn_but_not_its_other_
     assert sorted(d.label for d in candidates) == ["3", "8"]
 
 
-def test_the_second_look_leaves_a_labelled_drawing_alone(detector: Detector) -> None:
+class _RowModel:
+    """Stands in for the model on two drawings side by side: the first look reads the left one
+    as "7" and the right one as "4" (0.8); a closer look reads all the ink it sees as one "1"
+    (0.99), boxed exactly."""
+
+    input_size = 192
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, object] = {}
+        self.seen: list[np.ndarray] = []
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        ink = batch[0, 0] < 0.5
+        self.seen.append(ink)
+        parts = [ink] if len(self.seen) > 1 else [ink.copy(), ink.copy()]
+        if len(parts) == 2:
+            parts[0][:, 96:], parts[1][:, :96] = False, False
+        reads = [(1, 0.99)] if len(self.seen) > 1 else [(7, 0.8), (4, 0.8)]
+        rows = np.zeros((1, len(parts), 5 + len(CLASS_NAMES)), np.float32)
+        for row, part, (class_id, score) in zip(rows[0], parts, reads, strict=True):
+            ys, xs = np.nonzero(part)
+            row[:5] = [
+                (xs.min() + xs.max() + 1) / 2,
+                (ys.min() + ys.max() + 1) / 2,
+                np.ptp(xs) + 1,
+                np.ptp(ys) + 1,
+                score,
+            ]
+            row[5 + class_id] = 1.0
+        return rows
+
+
+def test_two_drawings_side_by_side_get_a_closer_look_each(onnx_weights: Path) -> None:
+    """Two digits far apart on a wide canvas: the ink is cut between them and each half is
+    looked at again, larger; the closer reads (stronger here) replace the first ones."""
+    left = render_digit_canvas("7", size=(1100, 400), stroke=6, box=(60, 100, 180, 300))
+    right = render_digit_canvas("4", size=(1100, 400), stroke=6, box=(900, 100, 1020, 300))
+    canvas = np.maximum(left, right)
+    detector = Detector(onnx_weights)
+    detector._backend = model = _RowModel()
+    shown = sorted(detector.predict(canvas), key=lambda d: d.box[0])
+    assert len(model.seen) == 3
+    whole, left_half, right_half = model.seen
+    assert whole.sum() < left_half.sum() and whole.sum() < right_half.sum()  # each half seen larger
+    assert [d.label for d in shown] == ["1", "1"]
+    for detection, drawn in zip(shown, (left, right), strict=True):
+        ink = ink_box(255 - drawn[..., 3])
+        assert ink is not None
+        np.testing.assert_allclose(detection.box, ink, atol=2)
+
+
+def test_no_closer_look_at_a_labelled_drawing_alone_or_a_full_size_frame(detector: Detector) -> None:
     """A large digit by itself: no ink is left without a label, so nothing more is shown, and
-    a canvas framed at full size never takes a second look."""
+    a canvas framed at full size never takes a closer look."""
     canvas = render_digit_canvas("8", size=(1100, 800), stroke=16, box=(80, 80, 560, 760))
     assert [d.label for d in detector.predict(canvas)] == ["8"]
     gray = 255 - canvas[..., 3]
     square, letterbox = letterbox_gray(gray)
     raw = detector.raw(to_model_input(square))
-    assert detector._second_look_frame(gray, square, raw, letterbox) is None
+    assert detector._closer_looks(gray, square, raw, letterbox) == []
     nothing = np.zeros_like(raw)  # all of the "8" unlabelled: alone, it is framed no larger
-    assert detector._second_look_frame(gray, square, nothing, letterbox) is None
+    assert detector._closer_looks(gray, square, nothing, letterbox) == []
     small = render_digit_canvas("5", box=(150, 150, 230, 260))
     gray = 255 - small[..., 3]
     square, letterbox = letterbox_gray(gray)
     assert letterbox.scale_x == 1.0
     raw = np.zeros_like(detector.raw(to_model_input(square)))  # nothing labelled at all
-    assert detector._second_look_frame(gray, square, raw, letterbox) is None
+    assert detector._closer_looks(gray, square, raw, letterbox) == []
 
 
 def test_detector_is_thread_safe(detector: Detector) -> None:

@@ -24,9 +24,9 @@ def demo_canvas(width: int = 400, height: int = 400, seed: int = 0) -> np.ndarra
     return _ovals_canvas(width, height, [(cx, 200, 35, 70, 14) for cx in (100, 200, 300)], seed, points=40)
 
 
-def second_look_canvas(seed: int = 0) -> np.ndarray:
-    """A 1100x800 canvas on which `Detector.infer` takes its second look: one large drawing,
-    and small writing far from it that the first look sees a few pixels tall."""
+def closer_look_canvas(seed: int = 0) -> np.ndarray:
+    """A 1100x800 canvas on which `Detector.infer` takes a closer look: one large drawing, and
+    small writing far from it that the first look sees a few pixels tall."""
     small = [(cx, 120, 9, 14, 3) for cx in (900, 930, 960)]
     return _ovals_canvas(1100, 800, [(300, 400, 180, 300, 16), *small], seed, points=60)
 
@@ -62,7 +62,7 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 from digit_detector import Detector
 from digit_detector.analysis import analyse
-from digit_detector.bench import demo_canvas, second_look_canvas
+from digit_detector.bench import demo_canvas, closer_look_canvas
 from digit_detector.feedback.review import missed_object_proposals
 import numpy as np
 canvas = demo_canvas()
@@ -73,10 +73,10 @@ runs = int(sys.argv[2])
 lat = []
 for _ in range(runs):
     t = time.perf_counter(); detector.predict(canvas); lat.append(time.perf_counter() - t)
-wide = second_look_canvas()
-two_looks = []
+wide = closer_look_canvas()
+closer_looks = []
 for _ in range(runs // 2):
-    t = time.perf_counter(); detector.predict(wide); two_looks.append(time.perf_counter() - t)
+    t = time.perf_counter(); detector.predict(wide); closer_looks.append(time.perf_counter() - t)
 inter = []
 for _ in range(runs // 4):
     t = time.perf_counter()
@@ -86,7 +86,7 @@ for _ in range(runs // 4):
 print(json.dumps({
     "import_to_first_prediction_s": t_first - t_import,
     "predict_ms": [x * 1000 for x in lat],
-    "two_looks_ms": [x * 1000 for x in two_looks],
+    "closer_looks_ms": [x * 1000 for x in closer_looks],
     "interaction_ms": [x * 1000 for x in inter],
     "peak_rss_mb": peak_rss_mb(),
     "torch_imported": "torch" in sys.modules,
@@ -122,7 +122,7 @@ def bench_serving(weights: str | None, runs: int = 200) -> dict[str, Any]:
     path = Path(weights) if weights else default_weights()
     return {
         "predict_ms": _percentiles(child["predict_ms"]),
-        "two_looks_ms": _percentiles(child["two_looks_ms"]),
+        "closer_looks_ms": _percentiles(child["closer_looks_ms"]),
         "interaction_ms": _percentiles(child["interaction_ms"]),
         "cold_start_s": cold_s,
         "peak_rss_mb": child["peak_rss_mb"],
@@ -231,7 +231,7 @@ def repeated_serving(weights: str | None, runs: int, repeat: int) -> dict[str, A
             {
                 "predict_p50_ms": serving["predict_ms"]["p50"],
                 "predict_p95_ms": serving["predict_ms"]["p95"],
-                "two_looks_p50_ms": serving["two_looks_ms"]["p50"],
+                "closer_looks_p50_ms": serving["closer_looks_ms"]["p50"],
                 "interaction_p50_ms": serving["interaction_ms"]["p50"],
                 "cold_start_s": serving["cold_start_s"],
                 "peak_rss_mb": serving["peak_rss_mb"],

@@ -530,7 +530,7 @@ def _print_serving(serving: dict[str, Any]) -> None:
     print(f"weights: {last['weights']} ({last['weights_mb']:.2f} MB)")
     predict = f"p50 {fig('predict_p50_ms', 'ms')}, p95 {fig('predict_p95_ms', 'ms')}"
     print(f"end-to-end predict, 400x400 canvas: {predict}")
-    print(f"end-to-end predict, 1100x800 canvas with a second look: p50 {fig('two_looks_p50_ms', 'ms')}")
+    print(f"end-to-end predict, 1100x800 canvas with a closer look: p50 {fig('closer_looks_p50_ms', 'ms')}")
     interaction = f"p50 {fig('interaction_p50_ms', 'ms')}"
     print(f"app interaction (predict, drawing, numbers, feedback proposals): {interaction}")
     print(f"cold start (process start -> first prediction, timed to exit): {fig('cold_start_s', 's')}")

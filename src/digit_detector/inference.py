@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from .classes import CLASS_NAMES, Detection
+from .classes import CENSORED_ID, CLASS_NAMES, Detection
 from .errors import UserError
 from .postprocess import (
     CENSORED_CONF,
@@ -34,6 +34,7 @@ from .postprocess import (
 from .preprocess import (
     MAX_SCALE,
     Letterbox,
+    ink_halves,
     ink_under,
     letterbox_gray,
     to_gray_on_white,
@@ -45,14 +46,15 @@ from .preprocess import (
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS_NAME = "digit-detector.onnx"
 WEIGHTS_ENV = "DIGIT_DETECTOR_WEIGHTS"
-# The second look (`Detector.infer`): taken when the ink no shown box touches (strokes within
-# SECOND_LOOK_CLEARANCE_INPUT_PX of a box count as touched; at least SECOND_LOOK_MIN_INK input
-# pixels of it) gets SECOND_LOOK_MIN_GAIN times the first look's scale on its own. Chosen on
-# held-out writers (docs/MODEL_CARD.md, "A second look at unlabelled ink"): a wider clearance
-# loses the missed digits beside read ones.
-SECOND_LOOK_MIN_GAIN = 1.3
-SECOND_LOOK_CLEARANCE_INPUT_PX = 2.0
-SECOND_LOOK_MIN_INK = 4
+# Closer looks (`Detector.infer`) are taken at parts of the ink that framed alone get at least
+# CLOSER_LOOK_MIN_GAIN times the first look's scale: the two halves of a row of shown drawings,
+# else the ink no shown box touches (strokes within CLOSER_LOOK_CLEARANCE_INPUT_PX of a box
+# count as touched; at least CLOSER_LOOK_MIN_INK input pixels of it). Chosen on held-out writers
+# (docs/MODEL_CARD.md, "Closer looks"): a wider clearance loses the missed digits beside read
+# ones.
+CLOSER_LOOK_MIN_GAIN = 1.3
+CLOSER_LOOK_CLEARANCE_INPUT_PX = 2.0
+CLOSER_LOOK_MIN_INK = 4
 
 
 class WeightsError(UserError, RuntimeError):
@@ -201,40 +203,44 @@ class Detector:
         and the map of its boxes back to `gray`'s pixels (each then fitted to the ink inside
         it), for any number of `decide` calls.
 
-        The letterbox frames all the ink, so small writing beside a large drawing reaches the
-        model a few pixels tall and can be missed. When ink that no shown box touches would be
-        SECOND_LOOK_MIN_GAIN times larger framed on its own, the model looks again at that ink
-        alone, and the rows of both looks are decided together."""
+        The letterbox frames all the ink, so a row of small digits or small writing beside a
+        large drawing reaches the model a few pixels tall. Then the model looks again, closer,
+        at parts of the ink (`_closer_looks`), and the rows of all looks are decided together;
+        a closer look's "other" reads are dropped (`without_other`)."""
         square, letterbox = letterbox_gray(gray, self.input_size)
         raw = self.raw(to_model_input(square))
-        second = None
-        closer = self._second_look_frame(gray, square, raw, letterbox)
-        if closer is not None:
-            square, second = closer
-            closer_rows = without_other(self.raw(to_model_input(square)))
-            raw = np.concatenate([raw, second.rows_into(closer_rows, letterbox)])
+        closer = self._closer_looks(gray, square, raw, letterbox)
+        for look_square, look in closer:
+            rows = without_other(self.raw(to_model_input(look_square)))
+            raw = np.concatenate([raw, look.rows_into(rows, letterbox)])
+        looks = [look for _, look in closer]
 
         def to_source(boxes: np.ndarray) -> np.ndarray:
             source = letterbox.to_source(boxes)
-            return fit_to_ink(source, gray, _fit_reach(source, letterbox, second))
+            return fit_to_ink(source, gray, _fit_reach(source, letterbox, looks))
 
         return raw, to_source
 
-    def _second_look_frame(
+    def _closer_looks(
         self, gray: np.ndarray, square: np.ndarray, raw: np.ndarray, letterbox: Letterbox
-    ) -> tuple[np.ndarray, Letterbox] | None:
-        """The letterboxed ink that the first look saw and no shown box (at the detector's own
-        thresholds) touches, if a second look would see it at least SECOND_LOOK_MIN_GAIN times
-        larger; else None. Found on the first look's square, so it costs little."""
+    ) -> list[tuple[np.ndarray, Letterbox]]:
+        """The letterboxed parts of the ink to look at again, each at least CLOSER_LOOK_MIN_GAIN
+        times larger than in the first look: with two or more drawings shown (at the detector's
+        own thresholds), the two halves of the ink between them (`ink_halves`); else the ink no
+        shown box touches (`unlabelled_ink`). Found on the first look's square."""
         scale = _scale(letterbox)
-        if scale * SECOND_LOOK_MIN_GAIN > MAX_SCALE:
-            return None  # the first look already sees the ink at (nearly) its drawn size
-        shown, _, _ = postprocess(raw, self.conf, self.iou, self.censored_conf)
-        unlabelled = unlabelled_ink(square, shown, SECOND_LOOK_CLEARANCE_INPUT_PX)
-        if np.count_nonzero(unlabelled) < SECOND_LOOK_MIN_INK:
-            return None
-        closer, second = letterbox_gray(ink_under(gray, unlabelled, letterbox), self.input_size)
-        return (closer, second) if _scale(second) >= SECOND_LOOK_MIN_GAIN * scale else None
+        if scale * CLOSER_LOOK_MIN_GAIN > MAX_SCALE:
+            return []  # the first look already sees the ink at (nearly) its drawn size
+        shown, _, ids = postprocess(raw, self.conf, self.iou, self.censored_conf)
+        drawings = shown[ids != CENSORED_ID]
+        parts = list(ink_halves(square, drawings) or ()) if len(drawings) >= 2 else []
+        if not parts:
+            unlabelled = unlabelled_ink(square, shown, CLOSER_LOOK_CLEARANCE_INPUT_PX)
+            parts = [unlabelled] if np.count_nonzero(unlabelled) >= CLOSER_LOOK_MIN_INK else []
+        looks = [letterbox_gray(ink_under(gray, part, letterbox), self.input_size) for part in parts]
+        return [
+            (look_square, look) for look_square, look in looks if _scale(look) >= CLOSER_LOOK_MIN_GAIN * scale
+        ]
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The decoded model output (N, 5 + C) for one preprocessed (3, S, S) input."""
@@ -279,14 +285,14 @@ def _scale(letterbox: Letterbox) -> float:
     return min(letterbox.scale_x, letterbox.scale_y)
 
 
-def _fit_reach(boxes: np.ndarray, first: Letterbox, second: Letterbox | None) -> float | np.ndarray:
+def _fit_reach(boxes: np.ndarray, first: Letterbox, closer: list[Letterbox]) -> np.ndarray:
     """How far `fit_to_ink` may move each box's cut sides: FIT_REACH_INPUT_PX in canvas pixels
-    of the look the box came from. A box centred in the second look's frame came from it (the
-    first look only had weak candidates there, or it would have labelled that ink)."""
-    reach = FIT_REACH_INPUT_PX / _scale(first)
-    if second is None:
-        return reach
-    x1, y1, x2, y2 = second.frame
+    of the finest look whose frame holds the box's centre (the look it most likely came from:
+    a closer look's rows outscore the first look's there, or it would not have been needed)."""
+    reach = np.full(len(boxes), FIT_REACH_INPUT_PX / _scale(first))
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    centred = (cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)
-    return np.where(centred, FIT_REACH_INPUT_PX / _scale(second), reach)
+    for look in closer:
+        x1, y1, x2, y2 = look.frame
+        centred = (cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)
+        reach[centred] = np.minimum(reach[centred], FIT_REACH_INPUT_PX / _scale(look))
+    return reach

@@ -7,9 +7,10 @@ a `size` x `size` square -> ink normalised (the darkest ink made black, so a 1-p
 from a large canvas stays visible) -> model input: float32, layout (3, size, size) CHW, RGB,
 values in [0, 1] (white = 1.0).
 
-Ink the first look leaves unlabelled gets a second look through the same path
-(`Detector.infer`): `unlabelled_ink` finds its strokes on the first square, `ink_under` keeps
-only them on the canvas, and that is framed and letterboxed as above.
+Parts of the ink get closer looks through the same path (`Detector.infer`): `ink_halves`
+cuts a row of drawings in two between them, or `unlabelled_ink` finds the strokes the first
+look left without a label, both on the first square; `ink_under` keeps only that part on the
+canvas, and it is framed and letterboxed as above.
 
 Framing is why small writing on a wide canvas is readable: 30-px digits on an 800-px canvas
 would be 7 px tall after letterboxing the whole canvas, and are 30 px tall in their frame.
@@ -270,6 +271,35 @@ def unlabelled_ink(square: np.ndarray, boxes: np.ndarray, clearance: float) -> n
     touched[0] = True  # paper
     touched[strokes[boxed]] = True
     return ~touched[strokes]
+
+
+def ink_halves(square: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The square's ink (darker than FAINTEST_INK) cut in two across its longer extent, along
+    the empty line (a column; a row for tall ink) nearest the ink's middle that no box crosses:
+    two masks, or None when there is no such line. A row of digits splits between two of them;
+    one drawing, even one of separate strokes inside its box, is never cut. Boxes are
+    (x1, y1, x2, y2) in the square's pixels."""
+    ink = square < FAINTEST_INK
+    ys, xs = np.nonzero(ink)
+    if len(xs) == 0:
+        return None
+    wide = np.ptp(xs) >= np.ptp(ys)
+    lines = ink if wide else ink.T  # cut along columns of `lines`
+    spans = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[:, [0, 2] if wide else [1, 3]]
+    size = lines.shape[1]
+    crossed = np.zeros(size, dtype=bool)
+    for low, high in spans:
+        crossed[max(0, math.floor(low)) : min(size, math.ceil(high))] = True
+    inked = np.flatnonzero(lines.any(axis=0))
+    free = np.flatnonzero(~lines.any(axis=0) & ~crossed)
+    free = free[(free > inked[0]) & (free < inked[-1])]
+    if len(free) == 0:
+        return None
+    cut = int(free[np.argmin(np.abs(free - (inked[0] + inked[-1]) / 2))])
+    before, after = lines.copy(), lines.copy()
+    before[:, cut:] = False
+    after[:, :cut] = False
+    return (before, after) if wide else (before.T, after.T)
 
 
 def ink_under(gray: np.ndarray, mask: np.ndarray, letterbox: Letterbox) -> np.ndarray:
