@@ -217,6 +217,18 @@ def test_two_drawings_side_by_side_get_a_closer_look_each(onnx_weights: Path) ->
         np.testing.assert_allclose(detection.box, ink, atol=2)
 
 
+def test_drawings_large_in_the_first_look_are_not_split(onnx_weights: Path) -> None:
+    """The same two digits, 320 px tall instead of 200: 56 input pixels tall in the first look
+    (over CLOSER_LOOK_SMALL_INPUT_PX), read well there; no closer look, no extra model run."""
+    left = render_digit_canvas("7", size=(1100, 400), stroke=6, box=(60, 40, 250, 360))
+    right = render_digit_canvas("4", size=(1100, 400), stroke=6, box=(830, 40, 1020, 360))
+    detector = Detector(onnx_weights)
+    detector._backend = model = _RowModel()
+    shown = sorted(detector.predict(np.maximum(left, right)), key=lambda d: d.box[0])
+    assert len(model.seen) == 1
+    assert [d.label for d in shown] == ["7", "4"]
+
+
 def test_no_closer_look_at_a_labelled_drawing_alone_or_a_full_size_frame(detector: Detector) -> None:
     """A large digit by itself: no ink is left without a label, so nothing more is shown, and
     a canvas framed at full size never takes a closer look."""

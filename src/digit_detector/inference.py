@@ -47,14 +47,16 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS_NAME = "digit-detector.onnx"
 WEIGHTS_ENV = "DIGIT_DETECTOR_WEIGHTS"
 # Closer looks (`Detector.infer`) are taken at parts of the ink that framed alone get at least
-# CLOSER_LOOK_MIN_GAIN times the first look's scale: the two halves of a row of shown drawings,
-# else the ink no shown box touches (strokes within CLOSER_LOOK_CLEARANCE_INPUT_PX of a box
+# CLOSER_LOOK_MIN_GAIN times the first look's scale: the two halves of a row of shown drawings
+# when they are small in the first look (median height under CLOSER_LOOK_SMALL_INPUT_PX), else
+# the ink no shown box touches (strokes within CLOSER_LOOK_CLEARANCE_INPUT_PX of a box
 # count as touched; at least CLOSER_LOOK_MIN_INK input pixels of it). Chosen on held-out writers
 # (docs/MODEL_CARD.md, "Closer looks"): a wider clearance loses the missed digits beside read
 # ones.
 CLOSER_LOOK_MIN_GAIN = 1.3
 CLOSER_LOOK_CLEARANCE_INPUT_PX = 2.0
 CLOSER_LOOK_MIN_INK = 4
+CLOSER_LOOK_SMALL_INPUT_PX = 40.0
 
 
 class WeightsError(UserError, RuntimeError):
@@ -225,15 +227,18 @@ class Detector:
         self, gray: np.ndarray, square: np.ndarray, raw: np.ndarray, letterbox: Letterbox
     ) -> list[tuple[np.ndarray, Letterbox]]:
         """The letterboxed parts of the ink to look at again, each at least CLOSER_LOOK_MIN_GAIN
-        times larger than in the first look: with two or more drawings shown (at the detector's
-        own thresholds), the two halves of the ink between them (`ink_halves`); else the ink no
-        shown box touches (`unlabelled_ink`). Found on the first look's square."""
+        times larger than in the first look: with two or more small drawings shown (at the
+        detector's own thresholds), the two halves of the ink between them (`ink_halves`);
+        else the ink no shown box touches (`unlabelled_ink`). Found on the first look's square.
+        Drawings already large in the first look are not split: they are read well, and a
+        closer look at each half would cost two more model runs on most canvases."""
         scale = _scale(letterbox)
         if scale * CLOSER_LOOK_MIN_GAIN > MAX_SCALE:
             return []  # the first look already sees the ink at (nearly) its drawn size
         shown, _, ids = postprocess(raw, self.conf, self.iou, self.censored_conf)
         drawings = shown[ids != CENSORED_ID]
-        parts = list(ink_halves(square, drawings) or ()) if len(drawings) >= 2 else []
+        small = len(drawings) >= 2 and np.median(drawings[:, 3] - drawings[:, 1]) < CLOSER_LOOK_SMALL_INPUT_PX
+        parts = list(ink_halves(square, drawings) or ()) if small else []
         if not parts:
             unlabelled = unlabelled_ink(square, shown, CLOSER_LOOK_CLEARANCE_INPUT_PX)
             parts = [unlabelled] if np.count_nonzero(unlabelled) >= CLOSER_LOOK_MIN_INK else []
