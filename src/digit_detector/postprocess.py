@@ -1,7 +1,7 @@
 """From the model's decoded output to decisions, in plain numpy, shared by every backend.
 
 Input: the model's decoded output for ONE image, (N, 5 + C): cx, cy, w, h (input pixels; with
-a second look, `Detector.infer`, its rows mapped into the first look's), objectness, C class
+closer looks, `Detector.infer`, their rows mapped into the first look's), objectness, C class
 probabilities.
 
 Two ways to decide, for two purposes:
@@ -132,9 +132,9 @@ def postprocess(
 
 def without_other(prediction: np.ndarray) -> np.ndarray:
     """Rows (N, 5 + C) whose best class among the digits and "other" is "other" lose their digit
-    and "other" probabilities; their censored one stays. For the second look
-    (`Detector.infer`): the ink it sees alone is more often a piece of a drawing the first
-    look labelled than a drawing of its own, and read alone such a piece is "other"."""
+    and "other" probabilities; their censored one stays. For closer looks
+    (`Detector.infer`): the ink one sees alone is more often a piece of a drawing than a
+    drawing of its own, and read alone such a piece is "other"."""
     rows = np.array(prediction, dtype=np.float32)
     plain = rows[:, 5 : 5 + CENSORED_ID]
     plain[plain.argmax(axis=1) == OTHER_ID] = 0.0
