@@ -285,11 +285,12 @@ def ink_halves(square: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.nd
         return None
     wide = np.ptp(xs) >= np.ptp(ys)
     lines = ink if wide else ink.T  # cut along columns of `lines`
-    spans = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[:, [0, 2] if wide else [1, 3]]
     size = lines.shape[1]
     crossed = np.zeros(size, dtype=bool)
-    for low, high in spans:
-        crossed[max(0, math.floor(low)) : min(size, math.ceil(high))] = True
+    for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        x1, y1, x2, y2 = pixel_region(box, 0.0, size, size)
+        low, high = (x1, x2) if wide else (y1, y2)
+        crossed[low:high] = True
     inked = np.flatnonzero(lines.any(axis=0))
     free = np.flatnonzero(~lines.any(axis=0) & ~crossed)
     free = free[(free > inked[0]) & (free < inked[-1])]
