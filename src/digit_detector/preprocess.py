@@ -291,8 +291,9 @@ def ink_halves(square: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.nd
         x1, y1, x2, y2 = pixel_region(box, 0.0, size, size)
         low, high = (x1, x2) if wide else (y1, y2)
         crossed[low:high] = True
-    inked = np.flatnonzero(lines.any(axis=0))
-    free = np.flatnonzero(~lines.any(axis=0) & ~crossed)
+    inked_lines = lines.any(axis=0)
+    inked = np.flatnonzero(inked_lines)
+    free = np.flatnonzero(~inked_lines & ~crossed)
     free = free[(free > inked[0]) & (free < inked[-1])]
     if len(free) == 0:
         return None
@@ -307,11 +308,11 @@ def ink_under(gray: np.ndarray, mask: np.ndarray, letterbox: Letterbox) -> np.nd
     """`gray` white except under `mask` (pixels of the square `letterbox` made of `gray`), which
     is first grown by one input pixel so that the edges of its strokes come along."""
     grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8))
-    ys, xs = np.nonzero(grown)
+    left, top, mask_w, mask_h = cv2.boundingRect(grown)  # of the non-zero pixels, as `ink_box`
     out = np.full_like(gray, PAD_VALUE)
-    if len(xs) == 0:
+    if mask_w == 0:
         return out
-    source = letterbox.to_source(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]))[0]
+    source = letterbox.to_source(np.array([[left, top, left + mask_w, top + mask_h]]))[0]
     x1, y1, x2, y2 = pixel_region(source, 0.0, gray.shape[1], gray.shape[0])
     offset_x, offset_y = letterbox.offset
     # The square's pixel under each canvas pixel's centre, as the letterbox maps them.
