@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digit_detector import Detector, WeightsError
+from digit_detector import Detector, WeightsError, inference
 from digit_detector.classes import CLASS_NAMES, OTHER_ID, Detection
 from digit_detector.preprocess import ink_box, letterbox_gray, to_model_input
 from digit_detector.render import annotate, read_numbers
@@ -227,6 +227,59 @@ def test_drawings_large_in_the_first_look_are_not_split(onnx_weights: Path) -> N
     shown = sorted(detector.predict(np.maximum(left, right)), key=lambda d: d.box[0])
     assert len(model.seen) == 1
     assert [d.label for d in shown] == ["7", "4"]
+
+
+def test_small_writing_far_apart_unread_at_first_is_read_by_its_halves(
+    detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The numbers "234" and "567", 18 px tall, at the two ends of a 1100x400 canvas: about 3
+    input px tall in the first look, which reads nothing; the unread ink spans the whole frame,
+    so it is cut between its strokes and each half, seen about twice as large, is read."""
+    canvas = np.zeros((400, 1100, 4), np.uint8)
+    inks = []
+    for i, label in enumerate("234567"):
+        x = 40 + 16 * i if i < 3 else 1100 - 40 - 16 * (6 - i)
+        digit = render_digit_canvas(label, size=(1100, 400), stroke=3, seed=i, box=(x, 133, x + 12.6, 151))
+        inks.append(ink_box(255 - digit[..., 3]))
+        canvas[..., 3] = np.maximum(canvas[..., 3], digit[..., 3])
+    shown = sorted(detector.predict(canvas), key=lambda d: d.box[0])
+    assert [d.label for d in shown] == list("234567")
+    for detection, ink in zip(shown, inks, strict=True):
+        x1, y1, x2, y2 = detection.box
+        assert ink is not None
+        assert ink[0] <= x1 < x2 <= ink[2] and ink[1] <= y1 < y2 <= ink[3], (detection, ink)
+    monkeypatch.setattr(inference, "CLOSER_LOOK_SPREAD_GAIN", float("inf"))
+    assert detector.predict(canvas) == []
+
+
+class _BlindModel:
+    """Stands in for a model that reads nothing; counts the looks it is given."""
+
+    input_size = 192
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, object] = {}
+        self.looks = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.looks += 1
+        return np.zeros((1, 1, 5 + len(CLASS_NAMES)), np.float32)
+
+
+@pytest.mark.parametrize(("width_per_height", "looks"), [(2.0, 3), (1.4, 1)])
+def test_unread_ink_is_halved_only_when_each_half_is_seen_clearly_larger(
+    onnx_weights: Path, width_per_height: float, looks: int
+) -> None:
+    """Two bars 400 px tall, unread, at the ends of ink `width_per_height` times as wide: its
+    halves are framed about that many times larger than the whole, worth two more model runs
+    at 2x, not at 1.4x (under CLOSER_LOOK_SPREAD_GAIN, though over CLOSER_LOOK_MIN_GAIN)."""
+    gray = np.full((800, 1100), 255, np.uint8)
+    right = 100 + int(400 * width_per_height)
+    gray[200:600, 100:104] = gray[200:600, right - 4 : right] = 0
+    detector = Detector(onnx_weights)
+    detector._backend = model = _BlindModel()
+    assert detector.predict(gray) == []
+    assert model.looks == looks
 
 
 def test_no_closer_look_at_a_labelled_drawing_alone_or_a_full_size_frame(detector: Detector) -> None:

@@ -319,23 +319,23 @@ def test_ink_under_takes_the_light_edge_of_a_stroke_along() -> None:
 
 
 def test_ink_halves_cut_between_drawings_never_through_a_box() -> None:
-    square = np.full((100, 100), 255, np.uint8)
+    ink = np.zeros((100, 100), bool)
     for x in (10, 30, 50, 80):  # four strokes in a row; the middle of the ink is column 45
-        square[40:60, x : x + 4] = 0
-    halves = ink_halves(square, np.zeros((0, 4)))
+        ink[40:60, x : x + 4] = True
+    halves = ink_halves(ink, np.zeros((0, 4)))
     assert halves is not None
     before, after = halves
     # The empty column nearest the middle: 46 (between the strokes at 30-33 and 50-53).
-    np.testing.assert_array_equal(before | after, square < 235)
+    np.testing.assert_array_equal(before | after, ink)
     assert not (before & after).any()
-    assert before[:, :46].sum() == (square[:, :46] < 235).sum() and not before[:, 46:].any()
+    assert before[:, :46].sum() == ink[:, :46].sum() and not before[:, 46:].any()
     # A box over the 30-53 strokes (one drawing): the cut moves past it, to column 54 or later.
-    before, after = ink_halves(square, np.array([[29.5, 38.0, 54.0, 62.0]])) or (None, None)
+    before, after = ink_halves(ink, np.array([[29.5, 38.0, 54.0, 62.0]])) or (None, None)
     assert before is not None and after is not None
     assert before[:, 50:54].any() and not after[:, :54].any()
     # Tall ink is cut along a row; one box over everything leaves no cut.
-    assert ink_halves(square.T.copy(), np.zeros((0, 4))) is not None
-    tall_before, _ = ink_halves(square.T.copy(), np.zeros((0, 4))) or (None, None)
+    assert ink_halves(ink.T.copy(), np.zeros((0, 4))) is not None
+    tall_before, _ = ink_halves(ink.T.copy(), np.zeros((0, 4))) or (None, None)
     assert tall_before is not None and tall_before[:46].any() and not tall_before[46:].any()
-    assert ink_halves(square, np.array([[0.0, 0.0, 100.0, 100.0]])) is None
-    assert ink_halves(np.full((100, 100), 255, np.uint8), np.zeros((0, 4))) is None
+    assert ink_halves(ink, np.array([[0.0, 0.0, 100.0, 100.0]])) is None
+    assert ink_halves(np.zeros((100, 100), bool), np.zeros((0, 4))) is None

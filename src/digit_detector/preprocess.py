@@ -8,9 +8,9 @@ from a large canvas stays visible) -> model input: float32, layout (3, size, siz
 values in [0, 1] (white = 1.0).
 
 Parts of the ink get closer looks through the same path (`Detector.infer`): `ink_halves`
-cuts a row of drawings in two between them, or `unlabelled_ink` finds the strokes the first
-look left without a label, both on the first square; `ink_under` keeps only that part on the
-canvas, and it is framed and letterboxed as above.
+cuts a row of drawings (or of unlabelled strokes) in two between them, or `unlabelled_ink`
+finds the strokes the first look left without a label, both on the first square; `ink_under`
+keeps only that part on the canvas, and it is framed and letterboxed as above.
 
 Framing is why small writing on a wide canvas is readable: 30-px digits on an 800-px canvas
 would be 7 px tall after letterboxing the whole canvas, and are 30 px tall in their frame.
@@ -273,13 +273,12 @@ def unlabelled_ink(square: np.ndarray, boxes: np.ndarray, clearance: float) -> n
     return ~touched[strokes]
 
 
-def ink_halves(square: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The square's ink (darker than FAINTEST_INK) cut in two across its longer extent, along
-    the empty line (a column; a row for tall ink) nearest the ink's middle that no box crosses:
-    two masks, or None when there is no such line. A row of digits splits between two of them;
-    one drawing, even one of separate strokes inside its box, is never cut. Boxes are
-    (x1, y1, x2, y2) in the square's pixels."""
-    ink = square < FAINTEST_INK
+def ink_halves(ink: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A mask of the square's ink (e.g. darker than FAINTEST_INK) cut in two across its longer
+    extent, along the empty line (a column; a row for tall ink) nearest the ink's middle that
+    no box crosses: two masks, or None when there is no such line. A row of digits splits
+    between two of them; one drawing, even one of separate strokes inside its box, is never
+    cut. Boxes are (x1, y1, x2, y2) in the square's pixels."""
     ys, xs = np.nonzero(ink)
     if len(xs) == 0:
         return None
