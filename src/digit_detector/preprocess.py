@@ -110,6 +110,28 @@ class Letterbox:
         short_side = min(frame[2] - frame[0], frame[3] - frame[1])
         return cls.fit(width, height, size, frame, min(MAX_SCALE, COMPACT_INPUT_PX / short_side))
 
+    def smaller(self, factor: float) -> Letterbox:
+        """The same frame letterboxed at `factor` (< 1) times this scale, centred: the same
+        drawing seen smaller."""
+        return Letterbox.fit(
+            self.src_width, self.src_height, self.size, self.frame, min(self.scale_x, self.scale_y) * factor
+        )
+
+    def apply(self, gray: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 canvas -> (size, size) uint8: the frame resized into the square on
+        white, ink normalised."""
+        x1, y1, x2, y2 = self.frame
+        gray = gray[y1:y2, x1:x2]
+        new_w, new_h = self.resized_width, self.resized_height
+        if (new_w, new_h) != (gray.shape[1], gray.shape[0]):
+            shrinking = new_w < gray.shape[1] or new_h < gray.shape[0]
+            # INTER_AREA keeps thin strokes visible when shrinking a large canvas.
+            interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            gray = cv2.resize(gray, (new_w, new_h), interpolation=interp)
+        out = np.full((self.size, self.size), PAD_VALUE, dtype=np.uint8)
+        out[self.pad_y : self.pad_y + new_h, self.pad_x : self.pad_x + new_w] = gray
+        return normalise_ink(out)
+
     @property
     def resized_width(self) -> int:
         return round((self.frame[2] - self.frame[0]) * self.scale_x)
@@ -327,17 +349,7 @@ def letterbox_gray(gray: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray
     """(H, W) uint8 -> (size, size) uint8: the ink's frame letterboxed on white, plus the
     transform."""
     box = Letterbox.around_ink(gray.shape[1], gray.shape[0], ink_box(gray), size)
-    x1, y1, x2, y2 = box.frame
-    gray = gray[y1:y2, x1:x2]
-    new_w, new_h = box.resized_width, box.resized_height
-    if (new_w, new_h) != (gray.shape[1], gray.shape[0]):
-        shrinking = new_w < gray.shape[1] or new_h < gray.shape[0]
-        # INTER_AREA keeps thin strokes visible when shrinking a large canvas.
-        interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        gray = cv2.resize(gray, (new_w, new_h), interpolation=interp)
-    out = np.full((size, size), PAD_VALUE, dtype=np.uint8)
-    out[box.pad_y : box.pad_y + new_h, box.pad_x : box.pad_x + new_w] = gray
-    return normalise_ink(out), box
+    return box.apply(gray), box
 
 
 def preprocess(image: Image.Image | np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, Letterbox]:
