@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from digit_detector import Detector, WeightsError, inference
-from digit_detector.classes import CLASS_NAMES, OTHER_ID, Detection
+from digit_detector.classes import CENSORED_ID, CLASS_NAMES, OTHER_ID, Detection
 from digit_detector.preprocess import ink_box, letterbox_gray, to_model_input
 from digit_detector.render import annotate, read_numbers
 
@@ -280,6 +280,55 @@ def test_unread_ink_is_halved_only_when_each_half_is_seen_clearly_larger(
     detector._backend = model = _BlindModel()
     assert detector.predict(gray) == []
     assert model.looks == looks
+
+
+class _CensoredModel:
+    """Stands in for the model on one drawing: reads all the ink it sees as one box, "other"
+    at 0.855 and censored at the next of `scores` (one per look)."""
+
+    input_size = 192
+
+    def __init__(self, scores: list[float]) -> None:
+        self.metadata: dict[str, object] = {}
+        self.scores = scores
+        self.seen: list[np.ndarray] = []
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        ink = batch[0, 0] < 0.5
+        self.seen.append(ink)
+        ys, xs = np.nonzero(ink)
+        row = np.zeros((1, 1, 5 + len(CLASS_NAMES)), np.float32)
+        x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        row[0, 0, :4] = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+        row[0, 0, 4] = 0.95
+        row[0, 0, 5 + OTHER_ID] = 0.9
+        row[0, 0, 5 + CENSORED_ID] = self.scores[len(self.seen) - 1] / 0.95
+        return row
+
+
+@pytest.mark.parametrize(("scores", "censored"), [([0.9, 0.1], False), ([0.9, 0.8], True), ([0.05], False)])
+def test_a_censored_read_is_checked_on_the_drawing_seen_smaller(
+    onnx_weights: Path, scores: list[float], censored: bool
+) -> None:
+    """A censored read is pixelated only if the mean of its score and the score of the same
+    frame seen smaller (CENSORED_VIEW_FACTORS) reaches the threshold (0.9 and 0.1: no; 0.9 and
+    0.8: yes); a drawing with no censored read costs no second look."""
+    canvas = render_digit_canvas("8", size=(800, 800), stroke=16, box=(200, 150, 500, 650))
+    detector = Detector(onnx_weights)
+    detector._backend = model = _CensoredModel(scores)
+    shown = detector.predict(canvas)
+    assert len(model.seen) == len(scores)
+    assert sorted(d.label for d in shown) == (["censored", "other"] if censored else ["other"])
+    ink = ink_box(255 - canvas[..., 3])
+    assert ink is not None
+    for detection in shown:
+        assert detection.score == pytest.approx(np.mean(scores) if detection.label == "censored" else 0.855)
+        np.testing.assert_allclose(detection.box, ink, atol=2)
+    if len(scores) == 2:
+        first, smaller = (ink_box(255 * (1 - ink.astype(np.uint8))) for ink in model.seen)
+        assert first is not None and smaller is not None
+        (factor,) = inference.CENSORED_VIEW_FACTORS
+        np.testing.assert_allclose(smaller[2:] - smaller[:2], (first[2:] - first[:2]) * factor, atol=1)
 
 
 def test_no_closer_look_at_a_labelled_drawing_alone_or_a_full_size_frame(detector: Detector) -> None:

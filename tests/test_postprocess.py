@@ -7,6 +7,8 @@ from digit_detector.boxes import box_iou
 from digit_detector.classes import CENSORED_ID, OTHER_ID
 from digit_detector.postprocess import (
     CENSORED_DOMINANCE,
+    censored_consensus,
+    censored_scores,
     class_aware_nms,
     fit_to_ink,
     nms,
@@ -204,3 +206,26 @@ def test_without_other_silences_rows_read_as_other_but_keeps_their_censored_scor
     assert rows[1, 5 + OTHER_ID] == np.float32(0.6)  # the input is not changed
     shown = postprocess(out, conf=0.5, censored_conf=0.5)
     assert sorted(shown[2].tolist()) == [3, CENSORED_ID, CENSORED_ID]
+
+
+def test_censored_consensus_scores_censored_reads_by_the_mean_over_views() -> None:
+    rows = np.zeros((3, 5 + 12), np.float32)
+    rows[:, :5] = [[50, 50, 40, 40, 0.9], [120, 50, 40, 40, 0.5], [50, 120, 20, 20, 0.8]]
+    rows[0, 5 + CENSORED_ID] = 1.0  # censored 0.9: a candidate
+    rows[1, 5 + CENSORED_ID], rows[1, 5 + 7] = 0.1, 0.9  # censored 0.05, under the floor
+    rows[2, 5 + 4] = 1.0  # a "4", no censored score
+    agreeing = np.zeros((2, 5 + 12), np.float32)
+    agreeing[:, :5] = [[52, 50, 40, 40, 0.6], [120, 50, 40, 40, 1.0]]  # IoU 0.9 with row 0; row 1
+    agreeing[:, 5 + CENSORED_ID] = [0.5, 0.99]  # 0.3 over row 0
+    elsewhere = agreeing.copy()
+    elsewhere[:, 0] += 200  # no box over row 0
+    out = censored_consensus(rows, [agreeing], floor=0.1)
+    np.testing.assert_allclose(censored_scores(out), [(0.9 + 0.3) / 2, 0.05, 0.0], rtol=1e-6)
+    others = [c for c in range(rows.shape[1]) if c != 5 + CENSORED_ID]
+    np.testing.assert_array_equal(out[:, others], rows[:, others])
+    assert rows[0, 5 + CENSORED_ID] == 1.0  # the input is not changed
+    two = censored_consensus(rows, [agreeing, elsewhere], floor=0.1)
+    np.testing.assert_allclose(censored_scores(two)[0], (0.9 + 0.3 + 0.0) / 3, rtol=1e-6)
+    np.testing.assert_array_equal(censored_consensus(rows, [], floor=0.1), rows)
+    # Under the floor nothing moves, even with a view that disagrees.
+    np.testing.assert_array_equal(censored_consensus(rows, [elsewhere], floor=0.95), rows)

@@ -339,3 +339,20 @@ def test_ink_halves_cut_between_drawings_never_through_a_box() -> None:
     assert tall_before is not None and tall_before[:46].any() and not tall_before[46:].any()
     assert ink_halves(ink, np.array([[0.0, 0.0, 100.0, 100.0]])) is None
     assert ink_halves(np.zeros((100, 100), bool), np.zeros((0, 4))) is None
+
+
+def test_a_smaller_letterbox_shows_the_same_frame_smaller_and_centred() -> None:
+    gray = np.full((800, 1100), 255, np.uint8)
+    gray[200:600, 300:500] = 0  # a block 200 x 400
+    square, first = letterbox_gray(gray)
+    view = first.smaller(0.5)
+    assert view.frame == first.frame
+    assert view.scale_y == pytest.approx(first.scale_y / 2, rel=0.02)
+    seen = view.apply(gray)
+    drawn = ink_box(seen)
+    assert drawn is not None
+    np.testing.assert_allclose(drawn, view.to_input(np.array([[300.0, 200.0, 500.0, 600.0]]))[0], atol=1)
+    before = ink_box(square)
+    assert before is not None
+    np.testing.assert_allclose((drawn[:2] + drawn[2:]) / 2, (before[:2] + before[2:]) / 2, atol=1)  # centred
+    np.testing.assert_allclose(drawn[2:] - drawn[:2], (before[2:] - before[:2]) / 2, atol=1)  # half as large

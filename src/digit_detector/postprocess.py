@@ -21,6 +21,8 @@ fitted to the ink it holds (and, for what is shown, `one_label_per_object` on th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .boxes import box_iou, cxcywh_to_xyxy
@@ -112,7 +114,7 @@ def postprocess(
     boxes, scores, ids = boxes[kept], scores[kept], ids[kept]
 
     pred = prediction[prediction[:, 4] > censored_conf]
-    c_scores = pred[:, 5 + CENSORED_ID] * pred[:, 4]
+    c_scores = censored_scores(pred)
     pred, c_scores = pred[c_scores > censored_conf], c_scores[c_scores > censored_conf]
     c_boxes = cxcywh_to_xyxy(pred[:, :4])
     c_kept = nms(c_boxes, c_scores, iou)
@@ -128,6 +130,32 @@ def postprocess(
     all_ids = np.concatenate([ids, np.full(len(c_scores), CENSORED_ID, dtype=np.int64)])
     order = np.argsort(-all_scores, kind="stable")[:max_detections]
     return all_boxes[order], all_scores[order], all_ids[order]
+
+
+def censored_scores(prediction: np.ndarray) -> np.ndarray:
+    """Each row's censored score: objectness x p(censored)."""
+    return prediction[:, 5 + CENSORED_ID] * prediction[:, 4]
+
+
+def censored_consensus(
+    prediction: np.ndarray, views: Sequence[np.ndarray], floor: float, iou: float = DOMINANCE_IOU
+) -> np.ndarray:
+    """Rows (N, 5 + C) whose censored score is `floor` or more get the mean of it and, for each
+    view (rows of the same canvas seen otherwise, boxes moved into these rows' pixels), the
+    highest censored score of a view row whose box overlaps theirs (IoU >= `iou`; 0 if none).
+    Everything else is unchanged. For `Detector.infer`'s censored views."""
+    rows = np.array(prediction, dtype=np.float32)
+    scores = censored_scores(rows)
+    candidates = np.flatnonzero(scores >= floor)
+    if len(candidates) == 0 or not views:
+        return rows
+    boxes = cxcywh_to_xyxy(rows[candidates, :4])
+    total = scores[candidates].astype(np.float64)
+    for view in views:
+        overlap = box_iou(boxes, cxcywh_to_xyxy(view[:, :4])) >= iou
+        total += np.where(overlap, censored_scores(view)[None, :], 0.0).max(axis=1, initial=0.0)
+    rows[candidates, 5 + CENSORED_ID] = total / (1 + len(views)) / rows[candidates, 4]
+    return rows
 
 
 def without_other(prediction: np.ndarray) -> np.ndarray:
