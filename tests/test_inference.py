@@ -306,14 +306,22 @@ class _CensoredModel:
         return row
 
 
-@pytest.mark.parametrize(("scores", "censored"), [([0.9, 0.1], False), ([0.9, 0.8], True), ([0.05], False)])
+LARGE, SMALL = (800, (200, 150, 500, 650)), (400, (150, 150, 180, 200))  # canvas side, drawing box
+
+
+@pytest.mark.parametrize(
+    ("drawing", "scores", "censored"),
+    [(LARGE, [0.9, 0.1], False), (LARGE, [0.9, 0.8], True), (LARGE, [0.05], False), (SMALL, [0.9], True)],
+)
 def test_a_censored_read_is_checked_on_the_drawing_seen_smaller(
-    onnx_weights: Path, scores: list[float], censored: bool
+    onnx_weights: Path, drawing: tuple[int, tuple[int, int, int, int]], scores: list[float], censored: bool
 ) -> None:
     """A censored read is pixelated only if the mean of its score and the score of the same
     frame seen smaller (CENSORED_VIEW_FACTORS) reaches the threshold (0.9 and 0.1: no; 0.9 and
-    0.8: yes); a drawing with no censored read costs no second look."""
-    canvas = render_digit_canvas("8", size=(800, 800), stroke=16, box=(200, 150, 500, 650))
+    0.8: yes); a drawing with no censored read costs no second look, nor one already small in
+    the first look (50 input px tall, under CENSORED_VIEW_MIN_INPUT_PX)."""
+    side, box = drawing
+    canvas = render_digit_canvas("8", size=(side, side), stroke=16 if side == 800 else 4, box=box)
     detector = Detector(onnx_weights)
     detector._backend = model = _CensoredModel(scores)
     shown = detector.predict(canvas)

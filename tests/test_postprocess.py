@@ -219,13 +219,14 @@ def test_censored_consensus_scores_censored_reads_by_the_mean_over_views() -> No
     agreeing[:, 5 + CENSORED_ID] = [0.5, 0.99]  # 0.3 over row 0
     elsewhere = agreeing.copy()
     elsewhere[:, 0] += 200  # no box over row 0
-    out = censored_consensus(rows, [agreeing], floor=0.1)
+    rescored = censored_scores(rows) >= 0.1
+    out = censored_consensus(rows, [agreeing], rescored)
     np.testing.assert_allclose(censored_scores(out), [(0.9 + 0.3) / 2, 0.05, 0.0], rtol=1e-6)
     others = [c for c in range(rows.shape[1]) if c != 5 + CENSORED_ID]
     np.testing.assert_array_equal(out[:, others], rows[:, others])
     assert rows[0, 5 + CENSORED_ID] == 1.0  # the input is not changed
-    two = censored_consensus(rows, [agreeing, elsewhere], floor=0.1)
+    two = censored_consensus(rows, [agreeing, elsewhere], rescored)
     np.testing.assert_allclose(censored_scores(two)[0], (0.9 + 0.3 + 0.0) / 3, rtol=1e-6)
-    np.testing.assert_array_equal(censored_consensus(rows, [], floor=0.1), rows)
-    # Under the floor nothing moves, even with a view that disagrees.
-    np.testing.assert_array_equal(censored_consensus(rows, [elsewhere], floor=0.95), rows)
+    np.testing.assert_array_equal(censored_consensus(rows, [], rescored), rows)
+    # Rows not picked keep their scores, even with a view that disagrees.
+    np.testing.assert_array_equal(censored_consensus(rows, [elsewhere], np.zeros(3, bool)), rows)

@@ -63,11 +63,13 @@ CLOSER_LOOK_CLEARANCE_INPUT_PX = 2.0
 CLOSER_LOOK_MIN_INK = 4
 CLOSER_LOOK_SMALL_INPUT_PX = 40.0
 # Censored views (`Detector._with_censored_views`): when the first look reads censored at
-# CENSORED_VIEW_FLOOR or more, it looks again at the same frame CENSORED_VIEW_FACTORS times as
-# large, and those reads' censored scores are the mean of the looks'. The model tells obscene
-# from ordinary doodles better seen smaller (docs/MODEL_CARD.md, "Censored views").
+# CENSORED_VIEW_FLOOR or more in a box CENSORED_VIEW_MIN_INPUT_PX or more on its longer side,
+# it looks again at the same frame CENSORED_VIEW_FACTORS times as large, and those reads'
+# censored scores are the mean of the looks'. The model tells obscene from ordinary doodles
+# better seen smaller, but not once they are small (docs/MODEL_CARD.md, "Censored views").
 CENSORED_VIEW_FACTORS = (0.4,)
 CENSORED_VIEW_FLOOR = 0.1
+CENSORED_VIEW_MIN_INPUT_PX = 64.0
 
 
 class WeightsError(UserError, RuntimeError):
@@ -237,14 +239,17 @@ class Detector:
         return raw, to_source
 
     def _with_censored_views(self, gray: np.ndarray, letterbox: Letterbox, raw: np.ndarray) -> np.ndarray:
-        """The first look's rows, each censored read of CENSORED_VIEW_FLOOR or more scored by
-        the mean of its score and the censored score the same frame seen smaller gives it
-        (`censored_consensus`). No extra model run on a canvas without such a read."""
-        if not np.any(censored_scores(raw) >= CENSORED_VIEW_FLOOR):
+        """The first look's rows, each large censored read (CENSORED_VIEW_FLOOR,
+        CENSORED_VIEW_MIN_INPUT_PX) scored by the mean of its score and the censored score the
+        same frame seen smaller gives it (`censored_consensus`). No extra model run on a
+        canvas without such a read."""
+        large = np.maximum(raw[:, 2], raw[:, 3]) >= CENSORED_VIEW_MIN_INPUT_PX
+        rescored = large & (censored_scores(raw) >= CENSORED_VIEW_FLOOR)
+        if not np.any(rescored):
             return raw
         views = [letterbox.smaller(factor) for factor in CENSORED_VIEW_FACTORS]
         rows = [view.rows_into(self.raw(to_model_input(view.apply(gray))), letterbox) for view in views]
-        return censored_consensus(raw, rows, CENSORED_VIEW_FLOOR)
+        return censored_consensus(raw, rows, rescored)
 
     def _closer_looks(
         self, gray: np.ndarray, square: np.ndarray, raw: np.ndarray, letterbox: Letterbox

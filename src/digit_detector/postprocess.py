@@ -138,15 +138,15 @@ def censored_scores(prediction: np.ndarray) -> np.ndarray:
 
 
 def censored_consensus(
-    prediction: np.ndarray, views: Sequence[np.ndarray], floor: float, iou: float = DOMINANCE_IOU
+    prediction: np.ndarray, views: Sequence[np.ndarray], rescored: np.ndarray, iou: float = DOMINANCE_IOU
 ) -> np.ndarray:
-    """Rows (N, 5 + C) whose censored score is `floor` or more get the mean of it and, for each
-    view (rows of the same canvas seen otherwise, boxes moved into these rows' pixels), the
-    highest censored score of a view row whose box overlaps theirs (IoU >= `iou`; 0 if none).
-    Everything else is unchanged. For `Detector.infer`'s censored views."""
+    """Rows (N, 5 + C) picked by the mask `rescored` get as censored score the mean of theirs
+    and, for each view (rows of the same canvas seen otherwise, boxes moved into these rows'
+    pixels), the highest censored score of a view row whose box overlaps theirs (IoU >= `iou`;
+    0 if none). Everything else is unchanged. For `Detector.infer`'s censored views."""
     rows = np.array(prediction, dtype=np.float32)
     scores = censored_scores(rows)
-    candidates = np.flatnonzero(scores >= floor)
+    candidates = np.flatnonzero(rescored & (rows[:, 4] > 0))
     if len(candidates) == 0 or not views:
         return rows
     boxes = cxcywh_to_xyxy(rows[candidates, :4])
