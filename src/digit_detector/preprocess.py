@@ -10,7 +10,8 @@ values in [0, 1] (white = 1.0).
 Parts of the ink get closer looks through the same path (`Detector.infer`): `ink_halves`
 cuts a row of drawings (or of unlabelled strokes) in two between them, or `unlabelled_ink`
 finds the strokes the first look left without a label, both on the first square; `ink_under`
-keeps only that part on the canvas, and it is framed and letterboxed as above.
+keeps only that part on the canvas, and it is framed and letterboxed as above. A censored
+read's frame is letterboxed again at a smaller scale (`Letterbox.smaller`, `Letterbox.apply`).
 
 Framing is why small writing on a wide canvas is readable: 30-px digits on an 800-px canvas
 would be 7 px tall after letterboxing the whole canvas, and are 30 px tall in their frame.
