@@ -117,33 +117,48 @@ def test_a_closer_look_reads_small_writing_beside_a_large_drawing(
     assert [d.label for d in detector.predict(canvas)] == ["8"]
 
 
-class _ScriptedModel:
-    """Stands in for the model: the first look labels the ink left of input column 120 (the
-    large "8"); the closer look reads the left half of its ink as a "3" and the right half
-    as "other"."""
+class _StandIn:
+    """Stands in for the model as `Detector._backend`: keeps the ink of every look it is given
+    (`seen`); `read` says what it reads in a look's ink (rows (N, 5 + C))."""
 
     input_size = 192
 
     def __init__(self) -> None:
         self.metadata: dict[str, object] = {}
-        self.looks = 0
+        self.seen: list[np.ndarray] = []
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        self.looks += 1
-        ink = batch[0, 0] < 0.5
-        if self.looks == 1:
+        self.seen.append(batch[0, 0] < 0.5)
+        return self.read(self.seen[-1].copy(), len(self.seen))[None]
+
+    def read(self, ink: np.ndarray, look: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _read_as(
+    ink: np.ndarray, class_id: int, score: float, start: float = 0.0, stop: float = 1.0
+) -> np.ndarray:
+    """A row reading the ink's box as `class_id` (objectness `score`, probability 1), the box
+    cut to the share `start`..`stop` of the ink's width."""
+    ys, xs = np.nonzero(ink)
+    width = xs.max() + 1 - xs.min()
+    x1, x2 = xs.min() + start * width, xs.min() + stop * width
+    row = np.zeros(5 + len(CLASS_NAMES), np.float32)
+    row[:5] = [(x1 + x2) / 2, (ys.min() + ys.max() + 1) / 2, x2 - x1, ys.max() + 1 - ys.min(), score]
+    row[5 + class_id] = 1.0
+    return row
+
+
+class _ScriptedModel(_StandIn):
+    """The first look labels the ink left of input column 120 (the large "8"); the closer look
+    reads the left half of its ink as a "3" and the right half as "other"."""
+
+    def read(self, ink: np.ndarray, look: int) -> np.ndarray:
+        if look == 1:
             ink[:, 120:] = False
-            reads = [(0.0, 1.0, 8)]
-        else:
-            reads = [(0.02, 0.5, 3), (0.5, 1.0, OTHER_ID)]  # the "3" cuts its ink's left side
-        ys, xs = np.nonzero(ink)
-        width = xs.max() + 1 - xs.min()
-        rows = np.zeros((1, len(reads), 5 + len(CLASS_NAMES)), np.float32)
-        for row, (start, stop, class_id) in zip(rows[0], reads, strict=True):
-            x1, x2 = xs.min() + start * width, xs.min() + stop * width
-            row[:5] = [(x1 + x2) / 2, (ys.min() + ys.max() + 1) / 2, x2 - x1, ys.max() + 1 - ys.min(), 0.95]
-            row[5 + class_id] = 1.0
-        return rows
+            return np.stack([_read_as(ink, 8, 0.95)])
+        # the "3" cuts its ink's left side
+        return np.stack([_read_as(ink, 3, 0.95, 0.02, 0.5), _read_as(ink, OTHER_ID, 0.95, 0.5, 1.0)])
 
 
 def test_a_closer_look_adds_its_digits_where_they_are_drawn_but_not_its_other_reads(
@@ -153,7 +168,7 @@ def test_a_closer_look_adds_its_digits_where_they_are_drawn_but_not_its_other_re
     detector = Detector(onnx_weights)
     detector._backend = model = _ScriptedModel()
     shown = sorted(detector.predict(canvas), key=lambda d: d.box[0])
-    assert model.looks == 2
+    assert len(model.seen) == 2
     assert [d.label for d in shown] == ["8", "3"]
     x1, y1, x2, y2 = shown[1].box  # on the left half of the small ink, in canvas pixels
     assert x1 == inks[0][0]  # the cut side reached the ink: a closer-look pixel is enough
@@ -161,41 +176,21 @@ def test_a_closer_look_adds_its_digits_where_they_are_drawn_but_not_its_other_re
         inks[0][0] <= x1 < x2 <= (inks[0][0] + inks[2][2]) / 2 + 2
         and inks[0][1] - 1 <= y1 < y2 <= inks[0][3] + 1
     )
-    model.looks = 0
+    model.seen.clear()
     candidates = detector.predict(canvas, all_candidates=True)
     assert sorted(d.label for d in candidates) == ["3", "8"]
 
 
-class _RowModel:
-    """Stands in for the model on two drawings side by side: the first look reads the left one
-    as "7" and the right one as "4" (0.8); a closer look reads all the ink it sees as one "1"
-    (0.99), boxed exactly."""
+class _RowModel(_StandIn):
+    """Two drawings side by side: the first look reads the left one as "7" and the right one
+    as "4" (0.8); a closer look reads all the ink it sees as one "1" (0.99), boxed exactly."""
 
-    input_size = 192
-
-    def __init__(self) -> None:
-        self.metadata: dict[str, object] = {}
-        self.seen: list[np.ndarray] = []
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        ink = batch[0, 0] < 0.5
-        self.seen.append(ink)
-        parts = [ink] if len(self.seen) > 1 else [ink.copy(), ink.copy()]
-        if len(parts) == 2:
-            parts[0][:, 96:], parts[1][:, :96] = False, False
-        reads = [(1, 0.99)] if len(self.seen) > 1 else [(7, 0.8), (4, 0.8)]
-        rows = np.zeros((1, len(parts), 5 + len(CLASS_NAMES)), np.float32)
-        for row, part, (class_id, score) in zip(rows[0], parts, reads, strict=True):
-            ys, xs = np.nonzero(part)
-            row[:5] = [
-                (xs.min() + xs.max() + 1) / 2,
-                (ys.min() + ys.max() + 1) / 2,
-                np.ptp(xs) + 1,
-                np.ptp(ys) + 1,
-                score,
-            ]
-            row[5 + class_id] = 1.0
-        return rows
+    def read(self, ink: np.ndarray, look: int) -> np.ndarray:
+        if look > 1:
+            return np.stack([_read_as(ink, 1, 0.99)])
+        left, right = ink.copy(), ink.copy()
+        left[:, 96:], right[:, :96] = False, False
+        return np.stack([_read_as(left, 7, 0.8), _read_as(right, 4, 0.8)])
 
 
 def test_two_drawings_side_by_side_get_a_closer_look_each(onnx_weights: Path) -> None:
@@ -252,18 +247,11 @@ def test_small_writing_far_apart_unread_at_first_is_read_by_its_halves(
     assert detector.predict(canvas) == []
 
 
-class _BlindModel:
-    """Stands in for a model that reads nothing; counts the looks it is given."""
+class _BlindModel(_StandIn):
+    """A model that reads nothing."""
 
-    input_size = 192
-
-    def __init__(self) -> None:
-        self.metadata: dict[str, object] = {}
-        self.looks = 0
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        self.looks += 1
-        return np.zeros((1, 1, 5 + len(CLASS_NAMES)), np.float32)
+    def read(self, ink: np.ndarray, look: int) -> np.ndarray:
+        return np.zeros((1, 5 + len(CLASS_NAMES)), np.float32)
 
 
 @pytest.mark.parametrize(("width_per_height", "looks"), [(2.0, 3), (1.4, 1)])
@@ -279,31 +267,22 @@ def test_unread_ink_is_halved_only_when_each_half_is_seen_clearly_larger(
     detector = Detector(onnx_weights)
     detector._backend = model = _BlindModel()
     assert detector.predict(gray) == []
-    assert model.looks == looks
+    assert len(model.seen) == looks
 
 
-class _CensoredModel:
-    """Stands in for the model on one drawing: reads all the ink it sees as one box, "other"
-    at 0.855 and censored at the next of `scores` (one per look)."""
-
-    input_size = 192
+class _CensoredModel(_StandIn):
+    """One drawing: reads all the ink it sees as one box, "other" at 0.855 and censored at the
+    next of `scores` (one per look)."""
 
     def __init__(self, scores: list[float]) -> None:
-        self.metadata: dict[str, object] = {}
+        super().__init__()
         self.scores = scores
-        self.seen: list[np.ndarray] = []
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        ink = batch[0, 0] < 0.5
-        self.seen.append(ink)
-        ys, xs = np.nonzero(ink)
-        row = np.zeros((1, 1, 5 + len(CLASS_NAMES)), np.float32)
-        x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-        row[0, 0, :4] = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
-        row[0, 0, 4] = 0.95
-        row[0, 0, 5 + OTHER_ID] = 0.9
-        row[0, 0, 5 + CENSORED_ID] = self.scores[len(self.seen) - 1] / 0.95
-        return row
+    def read(self, ink: np.ndarray, look: int) -> np.ndarray:
+        row = _read_as(ink, OTHER_ID, 0.95)
+        row[5 + OTHER_ID] = 0.9
+        row[5 + CENSORED_ID] = self.scores[look - 1] / 0.95
+        return row[None]
 
 
 LARGE, SMALL = (800, (200, 150, 500, 650)), (400, (150, 150, 180, 200))  # canvas side, drawing box
