@@ -312,7 +312,7 @@ def test_a_censored_read_is_checked_on_the_drawing_seen_smaller(
         assert detection.score == pytest.approx(np.mean(scores) if detection.label == "censored" else 0.855)
         np.testing.assert_allclose(detection.box, ink, atol=2)
     if len(scores) == 2:
-        first, smaller = (ink_box(255 * (1 - ink.astype(np.uint8))) for ink in model.seen)
+        first, smaller = (ink_box(255 * (1 - look.astype(np.uint8))) for look in model.seen)
         assert first is not None and smaller is not None
         (factor,) = inference.CENSORED_VIEW_FACTORS
         np.testing.assert_allclose(smaller[2:] - smaller[:2], (first[2:] - first[:2]) * factor, atol=1)
