@@ -51,7 +51,7 @@ def test_ink_lands_where_the_transform_says(width: int, height: int) -> None:
     expected = lb.to_input(np.array([[x1, y1, x2, y2]]))[0]
     np.testing.assert_allclose(found, expected, atol=0.75)
     back = lb.to_source(found[None])[0]
-    np.testing.assert_allclose(back, [x1, y1, x2, y2], atol=0.75 / min(lb.scale_x, lb.scale_y))
+    np.testing.assert_allclose(back, [x1, y1, x2, y2], atol=0.75 / lb.scale)
 
 
 def test_inverse_is_clipped_to_the_canvas() -> None:

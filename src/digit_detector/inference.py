@@ -262,7 +262,7 @@ class Detector:
         (each CLOSER_LOOK_SPREAD_GAIN times larger). Found on the first look's square.
         Drawings already large in the first look are not split: they are read well, and a
         closer look at each half would cost two more model runs on most canvases."""
-        scale = _scale(letterbox)
+        scale = letterbox.scale
         if scale * CLOSER_LOOK_MIN_GAIN > MAX_SCALE:
             return []  # the first look already sees the ink at (nearly) its drawn size
         shown, _, ids = postprocess(raw, self.conf, self.iou, self.censored_conf)
@@ -286,7 +286,7 @@ class Detector:
         """Each part of the ink (a mask on `letterbox`'s square) letterboxed alone, if that
         frames it at `min_scale` input pixels per canvas pixel or more."""
         looks = [letterbox_gray(ink_under(gray, part, letterbox), self.input_size) for part in parts]
-        return [(look_square, look) for look_square, look in looks if _scale(look) >= min_scale]
+        return [(look_square, look) for look_square, look in looks if look.scale >= min_scale]
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The decoded model output (N, 5 + C) for one preprocessed (3, S, S) input."""
@@ -326,19 +326,14 @@ class Detector:
         ]
 
 
-def _scale(letterbox: Letterbox) -> float:
-    """Input pixels per canvas pixel (the smaller of the two axes')."""
-    return min(letterbox.scale_x, letterbox.scale_y)
-
-
 def _fit_reach(boxes: np.ndarray, first: Letterbox, closer: list[Letterbox]) -> np.ndarray:
     """How far `fit_to_ink` may move each box's cut sides: FIT_REACH_INPUT_PX in canvas pixels
     of the finest look whose frame holds the box's centre (the look it most likely came from:
     a closer look's rows outscore the first look's there, or it would not have been needed)."""
-    reach = np.full(len(boxes), FIT_REACH_INPUT_PX / _scale(first))
+    reach = np.full(len(boxes), FIT_REACH_INPUT_PX / first.scale)
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     for look in closer:
         x1, y1, x2, y2 = look.frame
         centred = (cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)
-        reach[centred] = np.minimum(reach[centred], FIT_REACH_INPUT_PX / _scale(look))
+        reach[centred] = np.minimum(reach[centred], FIT_REACH_INPUT_PX / look.scale)
     return reach

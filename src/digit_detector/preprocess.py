@@ -111,12 +111,15 @@ class Letterbox:
         short_side = min(frame[2] - frame[0], frame[3] - frame[1])
         return cls.fit(width, height, size, frame, min(MAX_SCALE, COMPACT_INPUT_PX / short_side))
 
+    @property
+    def scale(self) -> float:
+        """Input pixels per canvas pixel (the smaller of the two axes')."""
+        return min(self.scale_x, self.scale_y)
+
     def smaller(self, factor: float) -> Letterbox:
         """The same frame letterboxed at `factor` (< 1) times this scale, centred: the same
         drawing seen smaller."""
-        return Letterbox.fit(
-            self.src_width, self.src_height, self.size, self.frame, min(self.scale_x, self.scale_y) * factor
-        )
+        return Letterbox.fit(self.src_width, self.src_height, self.size, self.frame, self.scale * factor)
 
     def apply(self, gray: np.ndarray) -> np.ndarray:
         """(H, W) uint8 canvas -> (size, size) uint8: the frame resized into the square on
