@@ -10,6 +10,7 @@ from digit_detector.preprocess import (
     Letterbox,
     ink_box,
     ink_halves,
+    ink_mask,
     ink_under,
     is_blank,
     letterbox_gray,
@@ -262,9 +263,10 @@ def test_unlabelled_ink_is_every_stroke_no_box_touches_each_whole() -> None:
     far[30:50, 40:42] = True
     below = np.zeros((60, 60), bool)
     below[39:50, 10:12] = True
-    np.testing.assert_array_equal(unlabelled_ink(square, box, clearance=0), far | below)
-    np.testing.assert_array_equal(unlabelled_ink(square, box, clearance=2), far)
-    np.testing.assert_array_equal(unlabelled_ink(square, np.zeros((0, 4)), 2), square < 235)
+    ink = ink_mask(square)
+    np.testing.assert_array_equal(unlabelled_ink(ink, box, clearance=0), far | below)
+    np.testing.assert_array_equal(unlabelled_ink(ink, box, clearance=2), far)
+    np.testing.assert_array_equal(unlabelled_ink(ink, np.zeros((0, 4)), 2), square < 235)
 
 
 def test_ink_under_keeps_the_canvas_ink_under_a_mask_of_the_letterbox() -> None:
@@ -273,7 +275,7 @@ def test_ink_under_keeps_the_canvas_ink_under_a_mask_of_the_letterbox() -> None:
     gray[50:80, 600:620] = 0  # small writing, to be kept with its light edge
     gray[50:80, 620] = 180
     square, letterbox = letterbox_gray(gray)
-    mask = unlabelled_ink(square, letterbox.to_input(np.array([[100.0, 100.0, 110.0, 300.0]])), 1)
+    mask = unlabelled_ink(ink_mask(square), letterbox.to_input(np.array([[100.0, 100.0, 110.0, 300.0]])), 1)
     out = ink_under(gray, mask, letterbox)
     expected = np.full_like(gray, 255)
     expected[50:80, 600:621] = gray[50:80, 600:621]

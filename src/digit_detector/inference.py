@@ -34,10 +34,10 @@ from .postprocess import (
     without_other,
 )
 from .preprocess import (
-    FAINTEST_INK,
     MAX_SCALE,
     Letterbox,
     ink_halves,
+    ink_mask,
     ink_under,
     letterbox_gray,
     to_gray_on_white,
@@ -267,11 +267,12 @@ class Detector:
             return []  # the first look already sees the ink at (nearly) its drawn size
         shown, _, ids = postprocess(raw, self.conf, self.iou, self.censored_conf)
         drawings = shown[ids != CENSORED_ID]
+        ink = ink_mask(square)
         if len(drawings) >= 2 and np.median(drawings[:, 3] - drawings[:, 1]) < CLOSER_LOOK_SMALL_INPUT_PX:
-            halves = ink_halves(square < FAINTEST_INK, drawings)
+            halves = ink_halves(ink, drawings)
             if halves is not None:
                 return self._framed_alone(gray, halves, letterbox, CLOSER_LOOK_MIN_GAIN * scale)
-        unlabelled = unlabelled_ink(square, shown, CLOSER_LOOK_CLEARANCE_INPUT_PX)
+        unlabelled = unlabelled_ink(ink, shown, CLOSER_LOOK_CLEARANCE_INPUT_PX)
         if np.count_nonzero(unlabelled) < CLOSER_LOOK_MIN_INK:
             return []
         looks = self._framed_alone(gray, [unlabelled], letterbox, CLOSER_LOOK_MIN_GAIN * scale)

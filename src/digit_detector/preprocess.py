@@ -279,14 +279,18 @@ def ink_box(gray: np.ndarray, level: int = FRAME_INK) -> np.ndarray | None:
     return np.array([x, y, x + w, y + h], dtype=np.float64)
 
 
-def unlabelled_ink(square: np.ndarray, boxes: np.ndarray, clearance: float) -> np.ndarray:
-    """A mask of the letterboxed square's ink (darker than FAINTEST_INK) that no box touches,
-    each stroke whole: a stroke that a box, grown by `clearance` pixels, touches anywhere is
-    left out, so no cut-off tail of a labelled drawing is left to be read on its own. Boxes are
+def ink_mask(square: np.ndarray) -> np.ndarray:
+    """The letterboxed square's ink: its pixels darker than FAINTEST_INK."""
+    return square < FAINTEST_INK
+
+
+def unlabelled_ink(ink: np.ndarray, boxes: np.ndarray, clearance: float) -> np.ndarray:
+    """The part of a mask of the square's ink (`ink_mask`) that no box touches, each stroke
+    whole: a stroke that a box, grown by `clearance` pixels, touches anywhere is left out, so
+    no cut-off tail of a labelled drawing is left to be read on its own. Boxes are
     (x1, y1, x2, y2) in the square's pixels."""
-    size = square.shape[0]
-    ink = square < FAINTEST_INK
-    boxed = np.zeros(square.shape, dtype=bool)
+    size = ink.shape[0]
+    boxed = np.zeros(ink.shape, dtype=bool)
     for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
         x1, y1, x2, y2 = pixel_region(box, clearance, size, size)
         boxed[y1:y2, x1:x2] = True
@@ -300,7 +304,7 @@ def unlabelled_ink(square: np.ndarray, boxes: np.ndarray, clearance: float) -> n
 
 
 def ink_halves(ink: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """A mask of the square's ink (e.g. darker than FAINTEST_INK) cut in two across its longer
+    """A mask of the square's ink (`ink_mask`, or part of it) cut in two across its longer
     extent, along the empty line (a column; a row for tall ink) nearest the ink's middle that
     no box crosses: two masks, or None when there is no such line. A row of digits splits
     between two of them; one drawing, even one of separate strokes inside its box, is never
