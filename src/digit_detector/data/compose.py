@@ -59,6 +59,10 @@ class SceneConfig:
     digit_weight: float = 0.62
     other_weight: float = 0.26
     censored_weight: float = 0.12
+    # (digit, other, censored) weights of the lone drawing of "single" scenes; None: the mix
+    # above. A lone doodle fills the frame in serving (`Letterbox.around_ink`), a size at which
+    # doodles and obscene drawings are otherwise rare in training: mostly small, among others.
+    single_mix: tuple[float, float, float] | None = None
     # Relative weight of a digit among digits (others 1.0), in single objects and numbers alike;
     # none here: evaluation scenes draw every digit equally often (training: TRAINING_SCENES).
     digit_emphasis: tuple[tuple[str, float], ...] = ()
@@ -80,8 +84,11 @@ class SceneConfig:
 
 
 # Training draws the digits it confuses most more often: "1" and "7" (a flagged 1 looks like a 7),
-# and "0" (read as "other" when round).
-TRAINING_SCENES = SceneConfig(digit_emphasis=(("1", 1.6), ("7", 1.4), ("0", 1.2)))
+# and "0" (read as "other" when round); and lone doodles and obscene drawings more often than
+# the object mix (0.62 / 0.26 / 0.12), to learn the two apart at the size serving frames them.
+TRAINING_SCENES = SceneConfig(
+    digit_emphasis=(("1", 1.6), ("7", 1.4), ("0", 1.2)), single_mix=(0.45, 0.33, 0.22)
+)
 
 
 @dataclass
@@ -213,6 +220,22 @@ def source_weights(
     return np.array([fixed[n] if n in fixed else left * root[n] / total for n in names])
 
 
+def _class_mix(
+    available: set[int], digits: list[int], digit_shares: list[float], mix: tuple[float, float, float]
+) -> tuple[list[int], Categorical]:
+    """The classes of `available` and a sampler over them: `mix` = (digit, other, censored)
+    weights, the digit weight split by `digit_shares`."""
+    digit_weight, other_weight, censored_weight = mix
+    weights = {d: digit_weight * share / sum(digit_shares) for d, share in zip(digits, digit_shares, strict=True)}
+    if OTHER_ID in available:
+        weights[OTHER_ID] = other_weight
+    if CENSORED_ID in available:
+        weights[CENSORED_ID] = censored_weight
+    if not weights:
+        raise ValueError("the drawing pool is empty")
+    return list(weights), Categorical(list(weights.values()))
+
+
 @dataclass
 class SceneComposer:
     pool: DrawingPool
@@ -239,19 +262,12 @@ class SceneComposer:
         if unknown := set(emphasis) - {CLASS_NAMES[d] for d in DIGIT_IDS}:
             raise ValueError(f"digit_emphasis names digits '0'..'9' only, not {sorted(unknown)}")
         digit_shares = [emphasis.get(CLASS_NAMES[d], 1.0) for d in digits]
-        weights: dict[int, float] = {}
-        for d, share in zip(digits, digit_shares, strict=True):
-            weights[d] = self.config.digit_weight * share / sum(digit_shares)
-        if OTHER_ID in available:
-            weights[OTHER_ID] = self.config.other_weight
-        if CENSORED_ID in available:
-            weights[CENSORED_ID] = self.config.censored_weight
-        if not weights:
-            raise ValueError("the drawing pool is empty")
-        self._class_ids = list(weights)
-        self._pick_class = Categorical(list(weights.values()))
-        self._digit_ids = digits or list(weights)
-        self._pick_digit = Categorical(digit_shares if digits else [1.0] * len(weights))
+        cfg = self.config
+        mix = (cfg.digit_weight, cfg.other_weight, cfg.censored_weight)
+        self._class_ids, self._pick_class = _class_mix(available, digits, digit_shares, mix)
+        self._single_ids, self._pick_single = _class_mix(available, digits, digit_shares, cfg.single_mix or mix)
+        self._digit_ids = digits or self._class_ids
+        self._pick_digit = Categorical(digit_shares if digits else [1.0] * len(self._class_ids))
         self._pick_canvas = Categorical(self.config.canvas_weights)
         self._pick_kind = Categorical(self.config.kind_weights)
         low, high = self.config.stroke_width
@@ -322,7 +338,8 @@ class SceneComposer:
     def _layout_single(self, rng: np.random.Generator, space: Space) -> list[PlacedObject]:
         short = min(space.width, space.height)
         side = rng.uniform(max(space.min_side, 0.18 * short), 0.93 * short)
-        return self._scatter_place(self._objects([(self._sample_class(rng), side)], rng), rng, space)
+        class_id = self._single_ids[self._pick_single.sample(rng)]
+        return self._scatter_place(self._objects([(class_id, side)], rng), rng, space)
 
     def _layout_scatter(self, rng: np.random.Generator, space: Space) -> list[PlacedObject]:
         count = int(rng.integers(2, 6))
