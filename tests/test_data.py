@@ -295,3 +295,19 @@ def test_training_scenes_emphasise_the_confused_digits_and_evaluation_scenes_do_
     training = dict(GeneratedScenes(drawings, seed=0).composer.config.digit_emphasis)
     assert training["1"] > 1 and training["7"] > 1
     assert SceneComposer.from_drawings(drawings).config.digit_emphasis == ()
+
+
+def test_single_mix_sets_the_lone_drawings_classes_and_leaves_other_scenes_alone(drawings: list) -> None:
+    def class_shares(kind: str, single_mix: tuple[float, float, float] | None) -> np.ndarray:
+        cfg = SceneConfig(kinds=(kind,), kind_weights=(1.0,), single_mix=single_mix)
+        composer = SceneComposer(DrawingPool(drawings), cfg)
+        rng = np.random.default_rng(0)
+        ids = np.concatenate([composer.layout(rng).class_ids() for _ in range(600)])
+        return np.array([(ids < 10).mean(), (ids == OTHER_ID).mean(), (ids == CENSORED_ID).mean()])
+
+    np.testing.assert_allclose(class_shares("single", (0.2, 0.3, 0.5)), [0.2, 0.3, 0.5], atol=0.06)
+    np.testing.assert_allclose(class_shares("single", None), [0.62, 0.26, 0.12], atol=0.06)
+    # the mix of objects in every other scene stays the config's
+    np.testing.assert_allclose(class_shares("scatter", (0.2, 0.3, 0.5)), class_shares("scatter", None))
+    training = GeneratedScenes(drawings, seed=0).composer.config
+    assert training.single_mix is not None and training.single_mix[2] > training.censored_weight
