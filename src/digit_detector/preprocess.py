@@ -152,8 +152,14 @@ class Letterbox:
     def to_input(self, boxes: np.ndarray) -> np.ndarray:
         """Canvas-pixel boxes (N, 4) -> model-input-pixel boxes (N, 4)."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y])
-        return boxes * scale + np.tile(self.offset, 2)
+        out = np.empty_like(boxes)
+        out[:, 0::2], out[:, 1::2] = self.to_input_xy(boxes[:, 0::2], boxes[:, 1::2])
+        return out
+
+    def to_input_xy(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Canvas x and y coordinates (arrays of any shapes, one per axis) -> input x and y."""
+        offset_x, offset_y = self.offset
+        return np.asarray(xs) * self.scale_x + offset_x, np.asarray(ys) * self.scale_y + offset_y
 
     def rows_into(self, rows: np.ndarray, other: Letterbox) -> np.ndarray:
         """Decoded model rows (N, 5 + C) with cx, cy, w, h in this letterbox's input pixels ->
@@ -343,10 +349,9 @@ def ink_under(gray: np.ndarray, mask: np.ndarray, letterbox: Letterbox) -> np.nd
         return out
     source = letterbox.to_source(np.array([[left, top, left + mask_w, top + mask_h]]))[0]
     x1, y1, x2, y2 = pixel_region(source, 0.0, gray.shape[1], gray.shape[0])
-    offset_x, offset_y = letterbox.offset
-    # The square's pixel under each canvas pixel's centre, as the letterbox maps them.
-    columns = np.floor((np.arange(x1, x2) + 0.5) * letterbox.scale_x + offset_x).astype(np.intp)
-    rows = np.floor((np.arange(y1, y2) + 0.5) * letterbox.scale_y + offset_y).astype(np.intp)
+    # The square's pixel under each canvas pixel's centre.
+    xs, ys = letterbox.to_input_xy(np.arange(x1, x2) + 0.5, np.arange(y1, y2) + 0.5)
+    columns, rows = np.floor(xs).astype(np.intp), np.floor(ys).astype(np.intp)
     size = grown.shape[0]
     under = grown[rows.clip(0, size - 1)[:, None], columns.clip(0, size - 1)[None, :]].astype(bool)
     out[y1:y2, x1:x2] = np.where(under, gray[y1:y2, x1:x2], np.uint8(PAD_VALUE))
