@@ -10,6 +10,7 @@ import yaml
 
 from ..classes import NUM_CLASSES
 from ..errors import UserError
+from ..preprocess import INPUT_SIZE
 
 MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
 BACKBONES = ("darknet", "tiny")
@@ -42,7 +43,7 @@ class ModelConfig:
     anchors: tuple[tuple[tuple[float, float], ...], ...]  # per scale, (w, h) in input pixels
     stem_stride: int = 1  # 2 halves the resolution at the first conv (cheap on CPU)
     num_classes: int = NUM_CLASSES
-    input_size: int = 192
+    input_size: int = INPUT_SIZE
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -104,7 +105,7 @@ class ModelConfig:
             anchors=tuple(tuple((float(w), float(h)) for w, h in scale) for scale in d["anchors"]),
             stem_stride=int(d.get("stem_stride", 1)),
             num_classes=int(d.get("num_classes", NUM_CLASSES)),
-            input_size=int(d.get("input_size", 192)),
+            input_size=int(d.get("input_size", INPUT_SIZE)),
             description=str(d.get("description", "")),
             extra=dict(d.get("extra") or {}),
         )
