@@ -226,7 +226,8 @@ def _class_mix(
     """The classes of `available` and a sampler over them: `mix` = (digit, other, censored)
     weights, the digit weight split by `digit_shares`."""
     digit_weight, other_weight, censored_weight = mix
-    weights = {d: digit_weight * share / sum(digit_shares) for d, share in zip(digits, digit_shares, strict=True)}
+    total = sum(digit_shares)
+    weights = {d: digit_weight * share / total for d, share in zip(digits, digit_shares, strict=True)}
     if OTHER_ID in available:
         weights[OTHER_ID] = other_weight
     if CENSORED_ID in available:
@@ -265,7 +266,8 @@ class SceneComposer:
         cfg = self.config
         mix = (cfg.digit_weight, cfg.other_weight, cfg.censored_weight)
         self._class_ids, self._pick_class = _class_mix(available, digits, digit_shares, mix)
-        self._single_ids, self._pick_single = _class_mix(available, digits, digit_shares, cfg.single_mix or mix)
+        single_mix = cfg.single_mix or mix
+        self._single_ids, self._pick_single = _class_mix(available, digits, digit_shares, single_mix)
         self._digit_ids = digits or self._class_ids
         self._pick_digit = Categorical(digit_shares if digits else [1.0] * len(self._class_ids))
         self._pick_canvas = Categorical(self.config.canvas_weights)
