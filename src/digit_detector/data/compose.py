@@ -220,21 +220,36 @@ def source_weights(
     return np.array([fixed[n] if n in fixed else left * root[n] / total for n in names])
 
 
-def _class_mix(
-    available: set[int], digits: list[int], digit_shares: list[float], mix: tuple[float, float, float]
-) -> tuple[list[int], Categorical]:
-    """The classes of `available` and a sampler over them: `mix` = (digit, other, censored)
-    weights, the digit weight split by `digit_shares`."""
-    digit_weight, other_weight, censored_weight = mix
-    total = sum(digit_shares)
-    weights = {d: digit_weight * share / total for d, share in zip(digits, digit_shares, strict=True)}
-    if OTHER_ID in available:
-        weights[OTHER_ID] = other_weight
-    if CENSORED_ID in available:
-        weights[CENSORED_ID] = censored_weight
-    if not weights:
-        raise ValueError("the drawing pool is empty")
-    return list(weights), Categorical(list(weights.values()))
+@dataclass(frozen=True)
+class ClassMix:
+    """Draws a class id with fixed probabilities."""
+
+    ids: list[int]
+    pick: Categorical
+
+    @classmethod
+    def of(
+        cls,
+        available: set[int],
+        digits: list[int],
+        digit_shares: list[float],
+        mix: tuple[float, float, float],
+    ) -> ClassMix:
+        """The classes of `available`: `mix` = (digit, other, censored) weights, the digit
+        weight split by `digit_shares`."""
+        digit_weight, other_weight, censored_weight = mix
+        total = sum(digit_shares)
+        weights = {d: digit_weight * share / total for d, share in zip(digits, digit_shares, strict=True)}
+        if OTHER_ID in available:
+            weights[OTHER_ID] = other_weight
+        if CENSORED_ID in available:
+            weights[CENSORED_ID] = censored_weight
+        if not weights:
+            raise ValueError("the drawing pool is empty")
+        return cls(list(weights), Categorical(list(weights.values())))
+
+    def sample(self, rng: np.random.Generator) -> int:
+        return self.ids[self.pick.sample(rng)]
 
 
 @dataclass
@@ -265,11 +280,10 @@ class SceneComposer:
         digit_shares = [emphasis.get(CLASS_NAMES[d], 1.0) for d in digits]
         cfg = self.config
         mix = (cfg.digit_weight, cfg.other_weight, cfg.censored_weight)
-        self._class_ids, self._pick_class = _class_mix(available, digits, digit_shares, mix)
-        single_mix = cfg.single_mix or mix
-        self._single_ids, self._pick_single = _class_mix(available, digits, digit_shares, single_mix)
-        self._digit_ids = digits or self._class_ids
-        self._pick_digit = Categorical(digit_shares if digits else [1.0] * len(self._class_ids))
+        self._object_classes = ClassMix.of(available, digits, digit_shares, mix)
+        self._single_classes = ClassMix.of(available, digits, digit_shares, cfg.single_mix or mix)
+        self._digit_ids = digits or self._object_classes.ids
+        self._pick_digit = Categorical(digit_shares if digits else [1.0] * len(self._digit_ids))
         self._pick_canvas = Categorical(self.config.canvas_weights)
         self._pick_kind = Categorical(self.config.kind_weights)
         low, high = self.config.stroke_width
@@ -340,13 +354,13 @@ class SceneComposer:
     def _layout_single(self, rng: np.random.Generator, space: Space) -> list[PlacedObject]:
         short = min(space.width, space.height)
         side = rng.uniform(max(space.min_side, 0.18 * short), 0.93 * short)
-        class_id = self._single_ids[self._pick_single.sample(rng)]
+        class_id = self._single_classes.sample(rng)
         return self._scatter_place(self._objects([(class_id, side)], rng), rng, space)
 
     def _layout_scatter(self, rng: np.random.Generator, space: Space) -> list[PlacedObject]:
         count = int(rng.integers(2, 6))
         hi = max(space.min_side * 1.2, 0.42 * min(space.width, space.height))
-        wanted = [(self._sample_class(rng), rng.uniform(space.min_side, hi)) for _ in range(count)]
+        wanted = [(self._object_classes.sample(rng), rng.uniform(space.min_side, hi)) for _ in range(count)]
         return self._scatter_place(self._objects(wanted, rng), rng, space)
 
     def _layout_number(self, rng: np.random.Generator, space: Space) -> list[PlacedObject]:
@@ -370,9 +384,6 @@ class SceneComposer:
     _layout_specks = _layout_blank  # specks are drawn after layout, with no label
 
     # -- helpers ------------------------------------------------------------------------------
-
-    def _sample_class(self, rng: np.random.Generator) -> int:
-        return self._class_ids[self._pick_class.sample(rng)]
 
     def _objects(self, wanted: Sequence[tuple[int, float]], rng: np.random.Generator) -> list[PlacedObject]:
         """A drawing per (class id, longer side in px), points placed with min at (0, 0).
@@ -422,7 +433,7 @@ class SceneComposer:
                 (
                     self._digit_ids[self._pick_digit.sample(rng)]
                     if rng.random() > 0.08
-                    else self._sample_class(rng),
+                    else self._object_classes.sample(rng),
                     digit_h * rng.uniform(0.85, 1.1),
                 )
                 for _ in range(count)
