@@ -32,7 +32,7 @@ def _files_outside_git() -> set[str] | None:
     )
     if out.returncode != 0:
         return None
-    files = set()
+    files: set[str] = set()
     for line in out.stdout.splitlines():
         path = line[3:]
         if line[:2] not in ("??", "!!") or any(c in path for c in CACHES) or path in NOT_WALKED:

@@ -7,7 +7,7 @@ import json
 import os
 import statistics
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,7 @@ def test_touch_stroke_from_the_top_right_corner_leaves_ink(app_url: str, browser
     assert page.locator(".dc-toolbar").first.evaluate("e => getComputedStyle(e).opacity") == "1"
     cdp = page.context.new_cdp_session(page)
 
-    def touch_stroke(points: list[tuple[float, float]]) -> None:
+    def touch_stroke(points: Sequence[tuple[float, float]]) -> None:
         start = [{"x": box["x"] + points[0][0], "y": box["y"] + points[0][1]}]
         cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": start})
         for x, y in points[1:]:
@@ -255,7 +255,7 @@ NEW_READING = (
 )
 
 
-def _stroke_latency(page: Any, canvas: Any, stroke: list[tuple[float, float]]) -> tuple[float, float]:
+def _stroke_latency(page: Any, canvas: Any, stroke: Sequence[tuple[float, float]]) -> tuple[float, float]:
     """Milliseconds from pen-up to the new drawing's reading (the number) and to its result
     image in the DOM, on the page's clock."""
     before_reading, before_image = page.evaluate(READING_ID), page.evaluate(IMAGE_SRC)

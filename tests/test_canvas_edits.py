@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from digit_detector.canvas_edits import RELOAD_KEY, resize_factor, scaled, strokes, without_last_stroke
 from digit_detector.feedback.review import describe_position
 
-DRAWING = {
+DRAWING: dict[str, Any] = {
     "version": "6.0",
     "objects": [
         {"type": "path", "left": 10.0, "top": 20.0, "scaleX": 1.0, "scaleY": 1.0, "path": [["M", 0, 0]]},

@@ -39,10 +39,10 @@ BOX = np.array([[10.0, 5.0, 30.0, 45.0]])  # x1 y1 x2 y2: 20 wide, 40 tall, cent
 def test_box_conversions_by_hand() -> None:
     np.testing.assert_allclose(xyxy_to_xywh(BOX), [[10, 5, 20, 40]])
     np.testing.assert_allclose(xyxy_to_cxcywh(BOX), [[20, 25, 20, 40]])
-    np.testing.assert_allclose(xywh_to_xyxy([[10, 5, 20, 40]]), BOX)
+    np.testing.assert_allclose(xywh_to_xyxy(np.array([[10, 5, 20, 40]])), BOX)
     np.testing.assert_allclose(cxcywh_to_xyxy(np.array([[20.0, 25, 20, 40]])), BOX)
     np.testing.assert_allclose(xyxy_to_yolo(BOX, 100, 50), [[0.2, 0.5, 0.2, 0.8]])
-    np.testing.assert_allclose(yolo_to_xyxy([[0.2, 0.5, 0.2, 0.8]], 100, 50), BOX)
+    np.testing.assert_allclose(yolo_to_xyxy(np.array([[0.2, 0.5, 0.2, 0.8]]), 100, 50), BOX)
     other = np.array([[20.0, 25.0, 40.0, 65.0]])  # overlap 10 x 20 = 200; union 800 + 800 - 200
     np.testing.assert_allclose(box_iou(BOX, other), [[200 / 1400]])
     np.testing.assert_allclose(box_coverage(BOX, other), [[200 / 800]])

@@ -392,7 +392,7 @@ def _app_imports() -> list[str]:
         {
             n.module
             for n in ast.walk(tree)
-            if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("digit_detector")
+            if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("digit_detector")
         }
     )
 

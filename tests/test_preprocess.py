@@ -332,8 +332,9 @@ def test_ink_halves_cut_between_drawings_never_through_a_box() -> None:
     assert not (before & after).any()
     assert before[:, :46].sum() == ink[:, :46].sum() and not before[:, 46:].any()
     # A box over the 30-53 strokes (one drawing): the cut moves past it, to column 54 or later.
-    before, after = ink_halves(ink, np.array([[29.5, 38.0, 54.0, 62.0]])) or (None, None)
-    assert before is not None and after is not None
+    halves = ink_halves(ink, np.array([[29.5, 38.0, 54.0, 62.0]]))
+    assert halves is not None
+    before, after = halves
     assert before[:, 50:54].any() and not after[:, :54].any()
     # Tall ink is cut along a row; one box over everything leaves no cut.
     assert ink_halves(ink.T.copy(), np.zeros((0, 4))) is not None

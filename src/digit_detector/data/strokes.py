@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,7 +177,7 @@ def load_drawings(
     return drawings
 
 
-def write_stroke_file(path: Path, records: Iterable[dict[str, object]]) -> None:
+def write_stroke_file(path: Path, records: Iterable[Mapping[str, object]]) -> None:
     """Write records in the shared format (used by tests to build tiny fixtures)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wt", encoding="utf-8") as fh:
