@@ -295,6 +295,9 @@ def test_training_scenes_emphasise_the_confused_digits_and_evaluation_scenes_do_
     training = dict(GeneratedScenes(drawings, seed=0).composer.config.digit_emphasis)
     assert training["1"] > 1 and training["7"] > 1
     assert SceneComposer.from_drawings(drawings).config.digit_emphasis == ()
+    # `data preview --augment` and `anchors` see training's scenes; `data generate` evaluation's
+    assert dict(make_composer(drawings, augment=True).config.digit_emphasis) == training
+    assert make_composer(drawings, augment=False).config.digit_emphasis == ()
 
 
 def test_single_mix_sets_the_lone_drawings_classes_and_leaves_other_scenes_alone(drawings: list) -> None:

@@ -90,7 +90,9 @@ def _add_data(sub: Any) -> None:
             default="val",
             help="drawings to compose from: held-out writers (val) or training ones",
         )
-        p.add_argument("--augment", action="store_true", help="apply training augmentation")
+        p.add_argument(
+            "--augment", action="store_true", help="training's scenes: its augmentation and digit emphasis"
+        )
         if name == "generate":
             p.add_argument("--out", required=True, type=Path)
             p.add_argument("--n", type=_positive_int, required=True, help="number of images")

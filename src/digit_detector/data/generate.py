@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -15,20 +15,22 @@ from ..classes import CLASS_NAMES, Detection
 from ..preprocess import INPUT_SIZE, to_model_input
 from ..render import annotate
 from .augment import RasterNoise, StrokeAugment
-from .compose import Scene, SceneComposer, SceneConfig
+from .compose import TRAINING_SCENES, Scene, SceneComposer, SceneConfig
 from .strokes import Drawing
 from .yolo_format import write_data_yaml, write_label_file
 
 
 def make_composer(drawings: list[Drawing], augment: bool, input_size: int = INPUT_SIZE) -> SceneComposer:
-    """augment=False: the eval pipeline; True: training's stroke augmentation + raster noise.
-    `input_size`: the model input that letterboxed scenes are drawn into."""
+    """augment=False: the evaluation scenes (every digit equally often, drawings as drawn);
+    True: training's (TRAINING_SCENES' digit emphasis, stroke augmentation, raster noise), so
+    a preview or an anchor fit sees what training draws. `input_size`: the model input that
+    letterboxed scenes are drawn into."""
     if not drawings:
         raise ValueError("no drawings to compose scenes from")
-    config = SceneConfig(input_size=input_size)
     if augment:
+        config = replace(TRAINING_SCENES, input_size=input_size)
         return SceneComposer.from_drawings(drawings, config, augment=StrokeAugment(), noise=RasterNoise())
-    return SceneComposer.from_drawings(drawings, config)
+    return SceneComposer.from_drawings(drawings, SceneConfig(input_size=input_size))
 
 
 @dataclass
