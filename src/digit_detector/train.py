@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .data.compose import TRAINING_SCENES, SceneConfig
+from .data.compose import SceneConfig
 from .data.dataset import GeneratedScenes, LabelledPool, collate, default_workers, fixed_scenes
 from .data.procedural import procedural_others
 from .data.strokes import Drawing, load_drawings
@@ -369,7 +369,7 @@ def _data(
     dataset = GeneratedScenes(
         train_drawings,
         seed=cfg.seed,
-        config=replace(TRAINING_SCENES, input_size=input_size),
+        input_size=input_size,
         rank=ctx.rank,
         extra=extra,
         extra_weight=cfg.extra_weight,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -270,6 +270,13 @@ class SceneComposer:
         """A composer over `drawings`, sampling sources with the config's shares."""
         config = config or SceneConfig()
         return cls(DrawingPool(drawings, dict(config.source_shares)), config, augment, noise)
+
+    @classmethod
+    def for_training(cls, drawings: Sequence[Drawing], input_size: int = INPUT_SIZE) -> SceneComposer:
+        """Training's scenes: TRAINING_SCENES drawn into `input_size`, stroke augmentation,
+        raster noise (what `train` draws, and `data preview --augment` and `anchors` show)."""
+        config = replace(TRAINING_SCENES, input_size=input_size)
+        return cls.from_drawings(drawings, config, StrokeAugment(), RasterNoise())
 
     def __post_init__(self) -> None:
         available = self.pool.classes()

@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..preprocess import INPUT_SIZE, letterbox_gray, to_gray_on_white
-from .augment import RasterNoise, StrokeAugment
-from .compose import TRAINING_SCENES, Scene, SceneComposer, SceneConfig
+from .augment import RasterNoise
+from .compose import Scene, SceneComposer, SceneConfig
 from .strokes import Drawing
 
 Sample = tuple[torch.Tensor, torch.Tensor]  # (1, S, S) uint8 gray, (N, 5) [class, x1, y1, x2, y2]
@@ -64,19 +64,12 @@ class GeneratedScenes(IterableDataset[Sample]):
         self,
         drawings: Sequence[Drawing],
         seed: int,
-        config: SceneConfig | None = None,
-        augment: StrokeAugment | None = None,
-        noise: RasterNoise | None = None,
+        input_size: int = INPUT_SIZE,
         rank: int = 0,
         extra: LabelledPool | None = None,
         extra_weight: float = 0.0,
     ) -> None:
-        self.composer = SceneComposer.from_drawings(
-            drawings,
-            config or TRAINING_SCENES,
-            augment if augment is not None else StrokeAugment(),
-            noise if noise is not None else RasterNoise(),
-        )
+        self.composer = SceneComposer.for_training(drawings, input_size)
         self.seed = seed
         self.rank = rank
         self.extra = extra if extra is not None and len(extra) else None

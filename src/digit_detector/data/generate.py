@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -14,8 +14,7 @@ from tqdm import tqdm
 from ..classes import CLASS_NAMES, Detection
 from ..preprocess import INPUT_SIZE, to_model_input
 from ..render import annotate
-from .augment import RasterNoise, StrokeAugment
-from .compose import TRAINING_SCENES, Scene, SceneComposer, SceneConfig
+from .compose import Scene, SceneComposer, SceneConfig
 from .strokes import Drawing
 from .yolo_format import write_data_yaml, write_label_file
 
@@ -28,8 +27,7 @@ def make_composer(drawings: list[Drawing], augment: bool, input_size: int = INPU
     if not drawings:
         raise ValueError("no drawings to compose scenes from")
     if augment:
-        config = replace(TRAINING_SCENES, input_size=input_size)
-        return SceneComposer.from_drawings(drawings, config, augment=StrokeAugment(), noise=RasterNoise())
+        return SceneComposer.for_training(drawings, input_size)
     return SceneComposer.from_drawings(drawings, SceneConfig(input_size=input_size))
 
 
