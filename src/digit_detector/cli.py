@@ -1,5 +1,5 @@
-"""`digit-detector` (or `python -m digit_detector`): data, anchors, train, evaluate, export,
-predict, bench. Training-side imports happen inside the commands, so `predict` stays light."""
+"""`digit-detector` (or `python -m digit_detector`): data, anchors, mine, train, evaluate, report,
+export, predict, bench. Training-side imports happen inside the commands, so `predict` stays light."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         _add_data,
         _add_anchors,
+        _add_mine,
         _add_train,
         _add_evaluate,
         _add_report,
@@ -143,6 +144,26 @@ def _add_anchors(sub: Any) -> None:
     anchors.add_argument("--write", action="store_true", help="store the anchors in the config file")
 
 
+def _add_mine(sub: Any) -> None:
+    """`mine`"""
+    mine = sub.add_parser(
+        "mine",
+        help="score training doodles and obscene doodles with given weights; the hard ones are "
+        "drawn more often by `train --hard-examples`",
+    )
+    mine.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
+    mine.add_argument("--data-dir", default=None, help="stroke data folder (default ../shared/data)")
+    mine.add_argument("--out", type=Path, required=True, help="hard-examples file to write (.json)")
+    mine.add_argument(
+        "--gain",
+        type=float,
+        default=None,
+        help="a drawing's sampling weight is 1 + gain x hardness (default 3)",
+    )
+    mine.add_argument("--seed", type=int, default=0)
+    mine.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")
+
+
 def _add_train(sub: Any) -> None:
     """`train`"""
     train = sub.add_parser(
@@ -183,6 +204,9 @@ def _add_train(sub: Any) -> None:
         type=_probability,
         default=None,
         help="fraction of training samples taken from --extra-data (default 0.2)",
+    )
+    train.add_argument(
+        "--hard-examples", default=None, help="`digit-detector mine` output: hard drawings drawn more often"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -413,6 +437,28 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mine(args: argparse.Namespace) -> int:
+    from .data.procedural import procedural_others
+    from .data.strokes import load_drawings
+    from .hard_examples import HARD_EXAMPLE_GAIN, mine_hard_examples
+    from .inference import Detector
+
+    gain = HARD_EXAMPLE_GAIN if args.gain is None else args.gain
+    if not gain >= 0:
+        raise UsageError(f"--gain must be a number >= 0, got {gain}")
+    detector = Detector(args.weights)
+    drawings = load_drawings(args.data_dir, limit_per_file=args.limit_per_file) + procedural_others()
+    hard = mine_hard_examples(detector, drawings, gain, args.seed)
+    hard.save(args.out)
+    for side in ("doodles", "obscene"):
+        info = hard.meta[side]
+        share = "-" if info["hard_share"] is None else f"{info['hard_share']:.1%}"
+        mean = info["mean_hardness"]
+        print(f"{side}: {info['drawings']} drawings, mean hardness {mean}, {share} at 0.5 or more")
+    print(f"wrote {args.out}: train with --hard-examples {args.out}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
@@ -586,6 +632,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "data": _cmd_data,
     "anchors": _cmd_anchors,
+    "mine": _cmd_mine,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "report": _cmd_report,

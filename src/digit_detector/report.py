@@ -49,7 +49,8 @@ class Group:
     even_categories: bool = False  # every Quick, Draw! category equally often (else by source)
 
 
-def _single(canvas: tuple[int, int] = (400, 400)) -> SceneConfig:
+def single_config(canvas: tuple[int, int] = (400, 400)) -> SceneConfig:
+    """Canvases holding one drawing alone (the single-doodle groups; hard-example mining)."""
     return SceneConfig(canvas_sizes=(canvas,), canvas_weights=(1.0,), kinds=("single",), kind_weights=(1.0,))
 
 
@@ -98,6 +99,7 @@ def groups() -> list[Group]:
         number_digit_height=(25.0, 45.0),
         min_object_input_px=6.0,
     )
+    lone = single_config()
     return [
         Group("all", "every kind of scene, as in training", base, _writers),
         Group("single", "one object per canvas", _only(base, "single"), _writers),
@@ -105,16 +107,16 @@ def groups() -> list[Group]:
         Group("mixed", "a number beside other drawings", _only(base, "mixed"), _writers),
         Group("large_thin", "1050x800 / 1100x600 canvases, 1-3 px strokes", large, _writers),
         Group("small_writing", "25-45 px digits on 700-800 px wide canvases", small, _writers_digits),
-        Group("unseen_doodles", "one doodle of a category training never saw", _single(), _unseen_doodle),
+        Group("unseen_doodles", "one doodle of a category training never saw", lone, _unseen_doodle),
         Group(
             "even_unseen_doodles",
             "the same, every unseen category equally often",
-            _single(),
+            lone,
             _unseen_doodle,
             even_categories=True,
         ),
-        Group("seen_doodles", "one doodle of a trained category, held-out drawing", _single(), _seen_doodle),
-        Group("real_obscene", "one real held-out obscene doodle", _single(), _real_obscene),
+        Group("seen_doodles", "one doodle of a trained category, held-out drawing", lone, _seen_doodle),
+        Group("real_obscene", "one real held-out obscene doodle", lone, _real_obscene),
     ]
 
 

@@ -27,6 +27,7 @@ from .data.dataset import GeneratedScenes, LabelledPool, collate, default_worker
 from .data.procedural import procedural_others
 from .data.strokes import Drawing, load_drawings
 from .distributed import DistContext
+from .hard_examples import HardExamples
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
 from .model.checkpoint import load_model, make_checkpoint, read_checkpoint, save_checkpoint
 from .model.config import ModelConfig, load_config
@@ -64,6 +65,7 @@ class TrainConfig:
     log_every: int = 20
     extra_data: str | None = None  # YOLO-format folder of real labelled canvases (e.g. feedback)
     extra_weight: float = 0.2  # fraction of training samples drawn from extra_data
+    hard_examples: str | None = None  # `digit-detector mine` output: hard drawings drawn more often
     bn_calibration_batches: int = 16  # recent training batches that re-estimate BN statistics
 
 
@@ -355,6 +357,7 @@ def _data(
     # large canvases), it deadlocks the data workers forked next. One thread in this process.
     cv2.setNumThreads(1)
     t0 = time.time()
+    hard = HardExamples.load(cfg.hard_examples) if cfg.hard_examples else None  # a bad file fails first
     drawings = load_drawings(cfg.data_dir, limit_per_file=cfg.limit_per_file) + procedural_others()
     train_drawings, val_drawings = split_drawings(drawings)
     if not val_drawings:
@@ -373,6 +376,7 @@ def _data(
         rank=ctx.rank,
         extra=extra,
         extra_weight=cfg.extra_weight,
+        emphasis=hard.emphasis() if hard else None,
     )
     dataset.start_step = start_step  # a resumed run continues with fresh scenes
     loader: DataLoader[Any] = DataLoader(
@@ -390,6 +394,7 @@ def _data(
         "sources": sorted({d.source for d in drawings}),
         "load_seconds": round(time.time() - t0, 1),
         "extra_images": len(extra) if extra is not None else 0,
+        "hard_examples": len(hard.hardness) if hard is not None else 0,
     }
     return loader, val_images, truths, summary
 

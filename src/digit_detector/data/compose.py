@@ -180,27 +180,44 @@ class Categorical:
 
 
 class DrawingPool:
-    """Drawings grouped by class; each class samples a source, then a drawing uniformly within
-    it. A source named in `shares` takes that share of its class's samples; the others split
-    the rest with weight sqrt(count), so a small source is not drowned by a large one."""
+    """Drawings grouped by class; each class samples a source, then a drawing within it:
+    uniformly, or by `emphasis` (drawing id -> sampling weight, 1 for a drawing not named:
+    hard examples, `hard_examples.py`). A source named in `shares` takes that share of its
+    class's samples; the others split the rest with weight sqrt(count), so a small source is
+    not drowned by a large one. Emphasis moves samples between a source's drawings, never
+    between sources or classes."""
 
-    def __init__(self, drawings: Sequence[Drawing], shares: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        drawings: Sequence[Drawing],
+        shares: Mapping[str, float] | None = None,
+        emphasis: Mapping[str, float] | None = None,
+    ) -> None:
         by_class: dict[int, dict[str, list[Drawing]]] = {}
         for d in drawings:
             by_class.setdefault(d.class_id, {}).setdefault(d.source, []).append(d)
         self._sources: dict[int, list[list[Drawing]]] = {}
         self._pick_source: dict[int, Categorical] = {}
+        self._pick_drawing: dict[tuple[int, int], Categorical] = {}
         for class_id, sources in by_class.items():
             names = sorted(sources)
             self._sources[class_id] = [sources[name] for name in names]
             self._pick_source[class_id] = Categorical(source_weights(names, sources, shares or {}))
+            for index, group in enumerate(self._sources[class_id]):
+                if emphasis and any(d.id in emphasis for d in group):
+                    weights = [emphasis.get(d.id, 1.0) for d in group]
+                    self._pick_drawing[class_id, index] = Categorical(weights)
         self.size = len(drawings)
 
     def classes(self) -> set[int]:
         return set(self._sources)
 
     def sample(self, class_id: int, rng: np.random.Generator) -> Drawing:
-        group = self._sources[class_id][self._pick_source[class_id].sample(rng)]
+        index = self._pick_source[class_id].sample(rng)
+        group = self._sources[class_id][index]
+        weighted = self._pick_drawing.get((class_id, index))
+        if weighted is not None:
+            return group[weighted.sample(rng)]
         return group[int(rng.random() * len(group))]
 
 
@@ -266,17 +283,25 @@ class SceneComposer:
         config: SceneConfig | None = None,
         augment: StrokeAugment | None = None,
         noise: RasterNoise | None = None,
+        emphasis: Mapping[str, float] | None = None,
     ) -> SceneComposer:
-        """A composer over `drawings`, sampling sources with the config's shares."""
+        """A composer over `drawings`, sampling sources with the config's shares (and drawings
+        by `emphasis`, see DrawingPool)."""
         config = config or SceneConfig()
-        return cls(DrawingPool(drawings, dict(config.source_shares)), config, augment, noise)
+        return cls(DrawingPool(drawings, dict(config.source_shares), emphasis), config, augment, noise)
 
     @classmethod
-    def for_training(cls, drawings: Sequence[Drawing], input_size: int = INPUT_SIZE) -> SceneComposer:
+    def for_training(
+        cls,
+        drawings: Sequence[Drawing],
+        input_size: int = INPUT_SIZE,
+        emphasis: Mapping[str, float] | None = None,
+    ) -> SceneComposer:
         """Training's scenes: TRAINING_SCENES drawn into `input_size`, stroke augmentation,
-        raster noise (what `train` draws, and `data preview --augment` and `anchors` show)."""
+        raster noise (what `train` draws, and `data preview --augment` and `anchors` show);
+        hard examples drawn more often by `emphasis`."""
         config = replace(TRAINING_SCENES, input_size=input_size)
-        return cls.from_drawings(drawings, config, StrokeAugment(), RasterNoise())
+        return cls.from_drawings(drawings, config, StrokeAugment(), RasterNoise(), emphasis)
 
     def __post_init__(self) -> None:
         available = self.pool.classes()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +68,9 @@ class GeneratedScenes(IterableDataset[Sample]):
         rank: int = 0,
         extra: LabelledPool | None = None,
         extra_weight: float = 0.0,
+        emphasis: Mapping[str, float] | None = None,
     ) -> None:
-        self.composer = SceneComposer.for_training(drawings, input_size)
+        self.composer = SceneComposer.for_training(drawings, input_size, emphasis)
         self.seed = seed
         self.rank = rank
         self.extra = extra if extra is not None and len(extra) else None
