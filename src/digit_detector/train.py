@@ -394,7 +394,7 @@ def _data(
         "sources": sorted({d.source for d in drawings}),
         "load_seconds": round(time.time() - t0, 1),
         "extra_images": len(extra) if extra is not None else 0,
-        "hard_examples": len(hard.hardness) if hard is not None else 0,
+        "hard_examples": dataset.composer.pool.emphasised,  # training drawings the file names
     }
     return loader, val_images, truths, summary
 

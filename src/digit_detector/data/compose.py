@@ -199,6 +199,7 @@ class DrawingPool:
         self._sources: dict[int, list[list[Drawing]]] = {}
         self._pick_source: dict[int, Categorical] = {}
         self._pick_drawing: dict[tuple[int, int], Categorical] = {}
+        self.emphasised = sum(d.id in emphasis for d in drawings) if emphasis else 0
         for class_id, sources in by_class.items():
             names = sorted(sources)
             self._sources[class_id] = [sources[name] for name in names]

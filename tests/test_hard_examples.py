@@ -1,0 +1,193 @@
+"""Hard examples: what `mine` scores, the file it writes, and how training draws from it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digit_detector import Detector
+from digit_detector.classes import CENSORED_ID, NUM_CLASSES, OTHER_ID
+from digit_detector.cli import main
+from digit_detector.data.compose import DrawingPool
+from digit_detector.data.dataset import GeneratedScenes
+from digit_detector.data.procedural import procedural_others
+from digit_detector.data.strokes import Drawing, load_drawings
+from digit_detector.hard_examples import (
+    HardExamples,
+    HardExamplesError,
+    hardness,
+    is_mined,
+    mine_hard_examples,
+)
+from digit_detector.model.checkpoint import read_checkpoint
+
+from .conftest import tiny_train_args
+
+
+@pytest.fixture(scope="module")
+def drawings(stroke_dir: Path) -> list[Drawing]:
+    return load_drawings(stroke_dir)
+
+
+def _rows(objectness: float, probs: dict[int, float]) -> np.ndarray:
+    row = np.zeros((1, 5 + NUM_CLASSES), dtype=np.float32)
+    row[0, :4] = (50, 50, 40, 40)
+    row[0, 4] = objectness
+    for class_id, p in probs.items():
+        row[0, 5 + class_id] = p
+    return row
+
+
+def test_hardness_is_what_would_go_wrong_for_each_side() -> None:
+    quiet = _rows(0.9, {OTHER_ID: 0.95, CENSORED_ID: 0.05})
+    pixelated = _rows(0.9, {OTHER_ID: 0.2, CENSORED_ID: 0.8})
+    read_as_7 = _rows(0.8, {7: 0.9, OTHER_ID: 0.1})
+    assert hardness(quiet, OTHER_ID) == pytest.approx(0.9 * 0.05)
+    assert hardness(np.concatenate([quiet, pixelated]), OTHER_ID) == pytest.approx(0.9 * 0.8)
+    assert hardness(np.concatenate([quiet, read_as_7]), OTHER_ID) == pytest.approx(0.8 * 0.9)
+    # an obscene doodle is hard when its best censored score is low, whatever else is read
+    assert hardness(np.concatenate([pixelated, read_as_7]), CENSORED_ID) == pytest.approx(1 - 0.9 * 0.8)
+    assert hardness(quiet, CENSORED_ID) == pytest.approx(1 - 0.9 * 0.05)
+    empty = np.zeros((0, 5 + NUM_CLASSES), dtype=np.float32)
+    assert hardness(empty, CENSORED_ID) == 1.0 and hardness(empty, OTHER_ID) == 0.0
+
+
+def test_only_training_doodles_and_real_obscene_doodles_are_mined(drawings: list[Drawing]) -> None:
+    doodle = procedural_others(count_per_shape=1)[0]
+    assert doodle.split == "train" and doodle.category is not None and is_mined(doodle)
+    obscene = [d for d in drawings if d.class_id == CENSORED_ID]
+    assert obscene and all(is_mined(d) == (d.split == "train") for d in obscene)
+    assert not is_mined(replace(obscene[0], synthetic=True, source="censored_procedural"))
+    glyph = next(d for d in drawings if d.class_id == OTHER_ID)
+    assert glyph.category is None and not is_mined(glyph)  # letters and glyphs are not the boundary
+    assert not any(is_mined(d) for d in drawings if d.class_id < OTHER_ID)
+    unseen = replace(doodle, category="crayon", synthetic=False)  # a held-out category (data README)
+    assert unseen.split == "unseen" and not is_mined(unseen)
+
+
+class _ScriptedDetector:
+    """Reads every doodle as pixelated at 0.7 and every obscene doodle as censored at 0.9, and
+    records the canvases it was given."""
+
+    weights = Path("scripted.onnx")
+
+    def __init__(self) -> None:
+        self.canvases: list[np.ndarray] = []
+
+    def infer(self, gray: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        self.canvases.append(gray)
+        censored = 0.9 if len(self.canvases) % 2 == 0 else 0.7
+        return _rows(1.0, {CENSORED_ID: censored}), lambda boxes: boxes
+
+
+def test_mining_scores_each_mined_drawing_alone_on_a_canvas(drawings: list[Drawing]) -> None:
+    pool = [*drawings, *procedural_others(count_per_shape=1)]
+    mined = [d for d in pool if is_mined(d)]
+    detector = _ScriptedDetector()
+    hard = mine_hard_examples(detector, pool, gain=2.0, progress=False)  # type: ignore[arg-type]
+    assert list(hard.hardness) == [d.id for d in mined]
+    assert len(detector.canvases) == len(mined)
+    assert all(c.shape == (400, 400) and (c < 200).any() for c in detector.canvases)  # one drawing, drawn
+    for i, d in enumerate(mined):
+        censored = 0.9 if (i + 1) % 2 == 0 else 0.7
+        assert hard.hardness[d.id] == pytest.approx(censored if d.class_id == OTHER_ID else 1 - censored)
+    assert hard.emphasis()[mined[0].id] == pytest.approx(1 + 2.0 * hard.hardness[mined[0].id])
+    counts = Counter(d.class_id for d in mined)
+    assert hard.meta["doodles"]["drawings"] == counts[OTHER_ID]
+    assert hard.meta["obscene"]["drawings"] == counts[CENSORED_ID]
+    with pytest.raises(HardExamplesError, match="no training doodles"):
+        mine_hard_examples(detector, [d for d in drawings if d.class_id < OTHER_ID])  # type: ignore[arg-type]
+
+
+def test_mining_with_the_shipped_weights(drawings: list[Drawing], onnx_weights: Path) -> None:
+    pool = [d for d in drawings if d.class_id == CENSORED_ID and d.split == "train"]
+    hard = mine_hard_examples(Detector(onnx_weights), pool, progress=False)
+    assert set(hard.hardness) == {d.id for d in pool}
+    assert all(0.0 <= h <= 1.0 for h in hard.hardness.values())
+    assert hard.meta["weights"] == str(onnx_weights)
+
+
+def test_hard_examples_file_round_trips_and_bad_files_are_refused(tmp_path: Path) -> None:
+    hard = HardExamples({"a": 0.25, "b": 1.0}, 3.0, {"seed": 0})
+    path = tmp_path / "sub" / "hard.json"
+    hard.save(path)
+    assert HardExamples.load(path) == hard
+    assert HardExamples.load(path).emphasis() == {"a": 1.75, "b": 4.0}
+
+    def refused(payload: object, match: str) -> None:
+        bad = tmp_path / "bad.json"
+        bad.write_text(payload if isinstance(payload, str) else json.dumps(payload))
+        with pytest.raises(HardExamplesError, match=match):
+            HardExamples.load(bad)
+
+    good = json.loads(path.read_text())
+    refused("{not json", "cannot read")
+    refused([1, 2], "not a hard-examples file")
+    refused({**good, "format": "something else"}, "not a hard-examples file")
+    refused({**good, "hardness": {"a": 1.5}}, "outside")
+    refused({**good, "hardness": {"a": float("nan")}}, "outside")
+    refused({**good, "gain": -1}, "gain")
+    refused({**good, "hardness": [0.5]}, "hardness")
+    with pytest.raises(HardExamplesError, match="not found"):
+        HardExamples.load(tmp_path / "missing.json")
+
+
+def test_emphasis_draws_a_hard_drawing_more_often_within_its_source_only(drawings: list[Drawing]) -> None:
+    obscene = [d for d in drawings if d.class_id == CENSORED_ID]
+    doodles = procedural_others(count_per_shape=2)
+    pool = [*obscene, *doodles]
+    hard_one = obscene[0]
+    plain = DrawingPool(pool)
+    emphasised = DrawingPool(pool, emphasis={hard_one.id: 1 + 3.0 * len(obscene)})
+
+    def draws(p: DrawingPool, class_id: int) -> Counter[str]:
+        rng = np.random.default_rng(0)
+        return Counter(p.sample(class_id, rng).id for _ in range(4000))
+
+    share = draws(emphasised, CENSORED_ID)[hard_one.id] / 4000
+    expected = (1 + 3.0 * len(obscene)) / (len(obscene) - 1 + 1 + 3.0 * len(obscene))
+    assert share == pytest.approx(expected, abs=0.03)
+    assert draws(plain, CENSORED_ID)[hard_one.id] / 4000 == pytest.approx(1 / len(obscene), abs=0.03)
+    # other classes draw exactly as without emphasis; no emphasis (or an empty one) is the old pool
+    assert draws(emphasised, OTHER_ID) == draws(plain, OTHER_ID)
+    assert draws(DrawingPool(pool, emphasis={}), CENSORED_ID) == draws(plain, CENSORED_ID)
+
+
+def test_training_scenes_take_the_emphasis(drawings: list[Drawing]) -> None:
+    obscene = [d for d in drawings if d.class_id == CENSORED_ID]
+    emphasis = {obscene[0].id: 1000.0, "no/such/drawing": 2.0}
+    composer = GeneratedScenes(drawings, seed=0, emphasis=emphasis).composer
+    assert composer.pool.emphasised == 1  # what train reports: the named drawings it has
+    rng = np.random.default_rng(0)
+    picked = Counter(composer.pool.sample(CENSORED_ID, rng).id for _ in range(200))
+    assert picked[obscene[0].id] > 150
+
+
+def test_train_draws_hard_examples_and_refuses_a_bad_file(stroke_dir: Path, tmp_path: Path) -> None:
+    obscene = [d for d in load_drawings(stroke_dir) if d.class_id == CENSORED_ID and d.split == "train"]
+    path = tmp_path / "hard.json"
+    HardExamples({d.id: 0.5 for d in obscene}, 3.0, {}).save(path)
+    out = tmp_path / "run"
+    args = tiny_train_args(stroke_dir, out, steps=2, batch=4, val_scenes=4)
+    assert main([*args, "--hard-examples", str(path)]) == 0
+    meta = read_checkpoint(out / "last.pt")["meta"]  # the checkpoint records what it was trained on
+    assert meta["data"]["hard_examples"] == len(obscene)
+    assert meta["train_config"]["hard_examples"] == str(path)
+
+    path.write_text("{}")
+    assert main([*tiny_train_args(stroke_dir, tmp_path / "bad", steps=2), "--hard-examples", str(path)]) == 2
+    assert not (tmp_path / "bad" / "summary.json").exists()
+
+
+def test_mine_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["mine", "--out", str(tmp_path / "h.json"), "--gain", "-1"]) == 2
+    assert "--gain" in capsys.readouterr().err
+    assert main(["mine", "--out", str(tmp_path / "h.json"), "--weights", str(tmp_path / "no.onnx")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert not (tmp_path / "h.json").exists()
