@@ -3,7 +3,8 @@ training run (`digit-detector mine`, then `digit-detector train --hard-examples 
 
 Which drawings: the training split's doodles labelled "other" (Quick, Draw! and procedural) and
 its real obscene doodles, the two sides of the censored/other boundary. Each is drawn alone on a
-canvas as `report` draws single doodles and run through `Detector.infer`, as served. Its
+canvas as `report` draws single doodles (LONE_DRAWING_SCENES) and run through `Detector.infer`,
+as served. Its
 hardness, in [0, 1]: for a doodle, its highest censored or digit score (what would pixelate it
 or show a digit); for an obscene doodle, 1 minus its highest censored score. Its sampling weight
 within its source: 1 + gain x hardness (`DrawingPool`'s emphasis), so classes and sources keep
@@ -27,11 +28,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .classes import CENSORED_ID, DIGIT_IDS, OTHER_ID
-from .data.compose import SceneComposer
+from .data.compose import LONE_DRAWING_SCENES, SceneComposer
 from .data.strokes import Drawing
 from .errors import UserError
 from .inference import Detector
-from .report import single_config
 
 HARD_EXAMPLE_GAIN = 3.0  # the hardest drawing is drawn 1 + 3 = 4 times as often as an easy one
 FORMAT = "digit-detector hard examples v1"
@@ -118,10 +118,9 @@ def mine_hard_examples(
     if not mined:
         raise HardExamplesError("no training doodles or real obscene doodles among the drawings")
     rng = np.random.default_rng(seed)
-    config = single_config()
     scores: dict[str, float] = {}
     for drawing in tqdm(mined, desc="mine", unit="drawing", disable=not progress):
-        scene = SceneComposer.from_drawings([drawing], config).compose(rng)
+        scene = SceneComposer.from_drawings([drawing], LONE_DRAWING_SCENES).compose(rng)
         raw, _ = detector.infer(scene.image)
         scores[drawing.id] = round(hardness(raw, drawing.class_id), 4)
     meta = {"weights": str(detector.weights), "seed": seed, **_summary(mined, scores)}

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .boxes import box_iou
 from .classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, Detection
-from .data.compose import DrawingPool, Scene, SceneComposer, SceneConfig
+from .data.compose import LONE_DRAWING_SCENES, DrawingPool, Scene, SceneComposer, SceneConfig
 from .data.strokes import Drawing
 from .inference import Detector
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
@@ -47,11 +47,6 @@ class Group:
     config: SceneConfig
     pick: Callable[[Drawing], bool]  # which held-out drawings the group draws from
     even_categories: bool = False  # every Quick, Draw! category equally often (else by source)
-
-
-def single_config(canvas: tuple[int, int] = (400, 400)) -> SceneConfig:
-    """Canvases holding one drawing alone (the single-doodle groups; hard-example mining)."""
-    return SceneConfig(canvas_sizes=(canvas,), canvas_weights=(1.0,), kinds=("single",), kind_weights=(1.0,))
 
 
 def _writers(d: Drawing) -> bool:
@@ -99,7 +94,7 @@ def groups() -> list[Group]:
         number_digit_height=(25.0, 45.0),
         min_object_input_px=6.0,
     )
-    lone = single_config()
+    lone = LONE_DRAWING_SCENES
     return [
         Group("all", "every kind of scene, as in training", base, _writers),
         Group("single", "one object per canvas", _only(base, "single"), _writers),

@@ -89,6 +89,10 @@ class SceneConfig:
 # lone "other" doodles only (0.45 / 0.43 / 0.12, run 15) pixelated fewer doodles and fewer obscene
 # ones; neither separated the two classes better (weights/README.md).
 TRAINING_SCENES = SceneConfig(digit_emphasis=(("1", 1.6), ("7", 1.4), ("0", 1.2)))
+# One drawing alone on a 400x400 canvas: `report`'s single-doodle groups, hard-example mining.
+LONE_DRAWING_SCENES = SceneConfig(
+    canvas_sizes=((400, 400),), canvas_weights=(1.0,), kinds=("single",), kind_weights=(1.0,)
+)
 
 
 @dataclass
