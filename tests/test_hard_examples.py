@@ -120,11 +120,14 @@ def test_hard_examples_file_round_trips_and_bad_files_are_refused(tmp_path: Path
     assert HardExamples.load(path) == hard
     assert HardExamples.load(path).emphasis() == {"a": 1.75, "b": 4.0}
 
-    def refused(payload: object, match: str) -> None:
+    def written(payload: object) -> Path:
         bad = tmp_path / "bad.json"
         bad.write_text(payload if isinstance(payload, str) else json.dumps(payload))
+        return bad
+
+    def refused(payload: object, match: str) -> None:
         with pytest.raises(HardExamplesError, match=match):
-            HardExamples.load(bad)
+            HardExamples.load(written(payload))
 
     good = json.loads(path.read_text())
     refused("{not json", "cannot read")
@@ -136,6 +139,10 @@ def test_hard_examples_file_round_trips_and_bad_files_are_refused(tmp_path: Path
     refused({**good, "hardness": [0.5]}, "hardness")
     with pytest.raises(HardExamplesError, match="not found"):
         HardExamples.load(tmp_path / "missing.json")
+    assert HardExamples.load(written({**good, "meta": "not an object"})).meta == {}  # dropped, not fatal
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(HardExamplesError, match="cannot write"):
+        hard.save(tmp_path / "taken" / "hard.json")
 
 
 def test_emphasis_draws_a_hard_drawing_more_often_within_its_source_only(drawings: list[Drawing]) -> None:
@@ -186,8 +193,14 @@ def test_train_draws_hard_examples_and_refuses_a_bad_file(stroke_dir: Path, tmp_
 
 
 def test_mine_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["mine", "--out", str(tmp_path / "h.json"), "--gain", "-1"]) == 2
-    assert "--gain" in capsys.readouterr().err
+    for gain in ("-1", "inf", "nan"):
+        assert main(["mine", "--out", str(tmp_path / "h.json"), "--gain", gain]) == 2
+        assert "--gain" in capsys.readouterr().err
+    assert main(["mine", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "taken").write_text("a file, not a folder")
+    assert main(["mine", "--out", str(tmp_path / "taken" / "h.json")]) == 2
+    assert "cannot write into" in capsys.readouterr().err
     assert main(["mine", "--out", str(tmp_path / "h.json"), "--weights", str(tmp_path / "no.onnx")]) == 2
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "h.json").exists()

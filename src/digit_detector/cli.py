@@ -444,8 +444,16 @@ def _cmd_mine(args: argparse.Namespace) -> int:
     from .inference import Detector
 
     gain = HARD_EXAMPLE_GAIN if args.gain is None else args.gain
-    if not gain >= 0:
+    if not 0 <= gain < float("inf"):
         raise UsageError(f"--gain must be a number >= 0, got {gain}")
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; give a file name such as hard.json")
+    try:  # fail before minutes of mining, not after
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=args.out.parent):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write into {args.out.parent}: {exc}") from None
     detector = Detector(args.weights)
     drawings = load_drawings(args.data_dir, limit_per_file=args.limit_per_file) + procedural_others()
     hard = mine_hard_examples(detector, drawings, gain, args.seed)

@@ -54,8 +54,11 @@ class HardExamples:
 
     def save(self, path: str | Path) -> None:
         payload = {"format": FORMAT, "gain": self.gain, "meta": self.meta, "hardness": self.hardness}
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(payload, indent=1, sort_keys=True))
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps(payload, indent=1, sort_keys=True))
+        except OSError as exc:
+            raise HardExamplesError(f"cannot write hard examples to {path}: {exc}") from exc
 
     @classmethod
     def load(cls, path: str | Path) -> HardExamples:
@@ -75,7 +78,8 @@ class HardExamples:
             raise HardExamplesError(
                 f"{path}: hardness outside [0, 1] for {len(bad)} drawings, e.g. {bad[0]!r}"
             )
-        meta = dict(payload.get("meta", {}))
+        meta = payload.get("meta")
+        meta = dict(meta) if isinstance(meta, dict) else {}
         return cls({str(k): float(v) for k, v in hardness.items()}, float(cast(float, gain)), meta)
 
 
