@@ -72,8 +72,8 @@ def test_only_training_doodles_and_real_obscene_doodles_are_mined(drawings: list
 
 
 class _ScriptedDetector:
-    """Reads every doodle as pixelated at 0.7 and every obscene doodle as censored at 0.9, and
-    records the canvases it was given."""
+    """Reads the canvases it is given as censored at 0.7 and 0.9 in turn (whatever is drawn),
+    and keeps them."""
 
     weights = Path("scripted.onnx")
 
