@@ -438,8 +438,7 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
 
 
 def _cmd_mine(args: argparse.Namespace) -> int:
-    from .data.procedural import procedural_others
-    from .data.strokes import load_drawings
+    from .data.procedural import training_drawings
     from .hard_examples import HARD_EXAMPLE_GAIN, mine_hard_examples
     from .inference import Detector
 
@@ -455,7 +454,7 @@ def _cmd_mine(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write into {args.out.parent}: {exc}") from None
     detector = Detector(args.weights)
-    drawings = load_drawings(args.data_dir, limit_per_file=args.limit_per_file) + procedural_others()
+    drawings = training_drawings(args.data_dir, args.limit_per_file)
     hard = mine_hard_examples(detector, drawings, gain, args.seed)
     hard.save(args.out)
     for side in ("doodles", "obscene"):

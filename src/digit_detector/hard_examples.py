@@ -4,11 +4,10 @@ training run (`digit-detector mine`, then `digit-detector train --hard-examples 
 Which drawings: the training split's doodles labelled "other" (Quick, Draw! and procedural) and
 its real obscene doodles, the two sides of the censored/other boundary. Each is drawn alone on a
 canvas as `report` draws single doodles (LONE_DRAWING_SCENES) and run through `Detector.infer`,
-as served. Its
-hardness, in [0, 1]: for a doodle, its highest censored or digit score (what would pixelate it
-or show a digit); for an obscene doodle, 1 minus its highest censored score. Its sampling weight
-within its source: 1 + gain x hardness (`DrawingPool`'s emphasis), so classes and sources keep
-their shares and only which of their drawings are drawn changes.
+as served. Its hardness, in [0, 1]: for a doodle, its highest censored or digit score (what would
+pixelate it or show a digit); for an obscene doodle, 1 minus its highest censored score. Its
+sampling weight within its source: 1 + gain x hardness (`DrawingPool`'s emphasis), so classes
+and sources keep their shares and only which of their drawings are drawn changes.
 
 Why: the shipped weights pixelate about as many of the training split's own doodles and miss
 about as many of its own obscene doodles as they do held-out ones (docs/MODEL_CARD.md): the
@@ -32,6 +31,7 @@ from .data.compose import LONE_DRAWING_SCENES, SceneComposer
 from .data.strokes import Drawing
 from .errors import UserError
 from .inference import Detector
+from .postprocess import censored_scores
 
 HARD_EXAMPLE_GAIN = 3.0  # the hardest drawing is drawn 1 + 3 = 4 times as often as an easy one
 FORMAT = "digit-detector hard examples v1"
@@ -101,7 +101,7 @@ def hardness(raw: np.ndarray, class_id: int) -> float:
     doc)."""
     if len(raw) == 0:
         return 1.0 if class_id == CENSORED_ID else 0.0
-    censored = float((raw[:, 4] * raw[:, 5 + CENSORED_ID]).max())
+    censored = float(censored_scores(raw).max())
     if class_id == CENSORED_ID:
         return 1.0 - censored
     digit = float((raw[:, 4:5] * raw[:, _DIGIT_COLUMNS]).max())

@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from .data.compose import SceneConfig
 from .data.dataset import GeneratedScenes, LabelledPool, collate, default_workers, fixed_scenes
-from .data.procedural import procedural_others
-from .data.strokes import Drawing, load_drawings
+from .data.procedural import training_drawings
+from .data.strokes import Drawing
 from .distributed import DistContext
 from .hard_examples import HardExamples
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
@@ -358,7 +358,7 @@ def _data(
     cv2.setNumThreads(1)
     t0 = time.time()
     hard = HardExamples.load(cfg.hard_examples) if cfg.hard_examples else None  # a bad file fails first
-    drawings = load_drawings(cfg.data_dir, limit_per_file=cfg.limit_per_file) + procedural_others()
+    drawings = training_drawings(cfg.data_dir, cfg.limit_per_file)
     train_drawings, val_drawings = split_drawings(drawings)
     if not val_drawings:
         val_drawings = train_drawings  # tiny fixtures may hold no held-out writer

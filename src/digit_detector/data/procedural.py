@@ -9,12 +9,13 @@ README), so these are generated, wobbly like a mouse drawing, and used for train
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from ..classes import OTHER_ID
 from .polylines import Polylines
-from .strokes import Drawing, normalise
+from .strokes import Drawing, load_drawings, normalise
 
 SOURCE = "other_procedural"
 Strokes = list[np.ndarray]
@@ -144,3 +145,10 @@ def procedural_others(count_per_shape: int = 300, seed: int = 0) -> list[Drawing
                 )
             )
     return drawings
+
+
+def training_drawings(data_dir: str | Path | None = None, limit_per_file: int | None = None) -> list[Drawing]:
+    """Every drawing `train` reads (split into training and validation there): the stroke files
+    plus the procedural shapes, whose ids and strokes are the same on every call, so a
+    hard-examples file (`digit-detector mine`) names the drawings training draws."""
+    return load_drawings(data_dir, limit_per_file=limit_per_file) + procedural_others()
