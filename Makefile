@@ -12,8 +12,8 @@ PORT ?= 8501
 # Reinstalls only when a requirements or project file changed since the last install.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
-	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --disable-pip-version-check --no-cache-dir -q -r requirements-dev.txt
+	$(BIN)/python -m pip install --disable-pip-version-check --no-cache-dir -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
