@@ -30,11 +30,6 @@ from digit_detector.model.checkpoint import read_checkpoint
 from .conftest import tiny_train_args
 
 
-@pytest.fixture(scope="module")
-def drawings(stroke_dir: Path) -> list[Drawing]:
-    return load_drawings(stroke_dir)
-
-
 def _rows(objectness: float, probs: dict[int, float]) -> np.ndarray:
     row = np.zeros((1, 5 + NUM_CLASSES), dtype=np.float32)
     row[0, :4] = (50, 50, 40, 40)
@@ -194,7 +189,9 @@ def test_train_draws_hard_examples_and_refuses_a_bad_file(stroke_dir: Path, tmp_
 
 def test_mine_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for gain in ("-1", "inf", "nan"):
-        assert main(["mine", "--out", str(tmp_path / "h.json"), "--gain", gain]) == 2
+        with pytest.raises(SystemExit) as exc:
+            main(["mine", "--out", str(tmp_path / "h.json"), "--gain", gain])
+        assert exc.value.code == 2
         assert "--gain" in capsys.readouterr().err
     assert main(["mine", "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from digit_detector import Detector
-from digit_detector.cli import main
+from digit_detector.cli import build_parser, main
 from digit_detector.data.dataset import fixed_scenes
 from digit_detector.data.strokes import load_drawings
 from digit_detector.export import FLOAT16_SCORE_TOL, ParityError, check_parity, compare_outputs
@@ -245,6 +245,20 @@ def test_bad_cli_arguments_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFi
         main(["train", "--time-budget", "soon"])
     assert exc.value.code == 2
     assert "duration" in capsys.readouterr().err
+    refused = {  # numbers torch or numpy would refuse with a traceback, or that train nothing
+        ("train", "--lr", "-1"): "--lr",
+        ("train", "--lr", "nan"): "--lr",
+        ("train", "--lr", "0"): "--lr",
+        ("train", "--workers", "-1"): "--workers",
+        ("train", "--seed", "-3"): "--seed",
+        ("report", "--seed", "-1"): "--seed",
+        ("train", "--max-steps", "0"): "--max-steps",
+    }
+    for argv, name in refused.items():
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args(argv)  # not main: a wrongly accepted argument would train
+        assert exc.value.code == 2
+        assert f"argument {name}: expected" in capsys.readouterr().err
     assert (
         main(["data", "generate", "--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path), "--n", "2"])
         == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import tempfile
@@ -26,14 +27,42 @@ def _probability(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _count(text: str) -> int:
+    """Seeds and worker counts: 0 or more (numpy refuses negative seeds)."""
+    return _whole_number(text, 0)
+
+
+def _finite_float(text: str, low: float, low_allowed: bool) -> float:
+    bound = f">= {low:g}" if low_allowed else f"> {low:g}"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}") from None
+    if not math.isfinite(value) or value < low or (value == low and not low_allowed):
+        raise argparse.ArgumentTypeError(f"expected a number {bound}, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _finite_float(text, 0.0, low_allowed=False)
+
+
+def _non_negative_float(text: str) -> float:
+    return _finite_float(text, 0.0, low_allowed=True)
 
 
 def parse_duration(text: str) -> float:
@@ -84,7 +113,7 @@ def _add_data(sub: Any) -> None:
     ):
         p = data_sub.add_parser(name, help=help_text)
         p.add_argument("--data-dir", default=None, help="stroke data folder (default ../shared/data)")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=_count, default=0)
         p.add_argument(
             "--split",
             choices=("train", "val"),
@@ -131,7 +160,7 @@ def _add_lookalikes(data_sub: Any) -> None:
     look.add_argument("--threshold", type=_probability, default=0.5, help="digit probability to flag")
     look.add_argument("--folds", type=_positive_int, default=3)
     look.add_argument("--epochs", type=_positive_int, default=3)
-    look.add_argument("--seed", type=int, default=0)
+    look.add_argument("--seed", type=_count, default=0)
 
 
 def _add_anchors(sub: Any) -> None:
@@ -140,7 +169,7 @@ def _add_anchors(sub: Any) -> None:
     anchors.add_argument("--config", required=True, help="models/X.yaml")
     anchors.add_argument("--data-dir", default=None)
     anchors.add_argument("--n", type=_positive_int, default=4000, help="scenes to sample")
-    anchors.add_argument("--seed", type=int, default=0)
+    anchors.add_argument("--seed", type=_count, default=0)
     anchors.add_argument("--write", action="store_true", help="store the anchors in the config file")
 
 
@@ -156,11 +185,11 @@ def _add_mine(sub: Any) -> None:
     mine.add_argument("--out", type=Path, required=True, help="hard-examples file to write (.json)")
     mine.add_argument(
         "--gain",
-        type=float,
+        type=_non_negative_float,
         default=None,
         help="a drawing's sampling weight is 1 + gain x hardness (default 3)",
     )
-    mine.add_argument("--seed", type=int, default=0)
+    mine.add_argument("--seed", type=_count, default=0)
     mine.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")
 
 
@@ -183,9 +212,9 @@ def _add_train(sub: Any) -> None:
     )
     train.add_argument("--max-steps", type=_positive_int, default=None)
     train.add_argument("--batch-size", type=_positive_int, default=None)
-    train.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate")
-    train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--workers", type=int, default=None, help="data worker processes")
+    train.add_argument("--lr", type=_positive_float, default=None, help="peak AdamW learning rate")
+    train.add_argument("--seed", type=_count, default=None)
+    train.add_argument("--workers", type=_count, default=None, help="data worker processes")
     train.add_argument("--threads", type=_positive_int, default=None, help="torch threads")
     train.add_argument("--val-every", type=_duration, default=None, help="time between validations")
     train.add_argument("--val-scenes", type=_positive_int, default=None)
@@ -234,7 +263,7 @@ def _add_report(sub: Any) -> None:
     rp.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
     rp.add_argument("--data-dir", default=None, help="stroke data folder (default ../shared/data)")
     rp.add_argument("--n", type=_positive_int, default=300, help="canvases per group")
-    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--seed", type=_count, default=0)
     rp.add_argument("--censored-conf", type=_probability, default=None, help="app threshold to report at")
     rp.add_argument("--out", type=Path, default=Path("runs/report"), help="report folder")
 
@@ -443,8 +472,6 @@ def _cmd_mine(args: argparse.Namespace) -> int:
     from .inference import Detector
 
     gain = HARD_EXAMPLE_GAIN if args.gain is None else args.gain
-    if not 0 <= gain < float("inf"):
-        raise UsageError(f"--gain must be a number >= 0, got {gain}")
     if args.out.is_dir():
         raise UsageError(f"--out {args.out} is a folder; give a file name such as hard.json")
     try:  # fail before minutes of mining, not after
