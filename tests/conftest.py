@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digit_detector.data.strokes import write_stroke_file
+from digit_detector.data.strokes import Drawing, load_drawings, write_stroke_file
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_ONNX = REPO / "src" / "digit_detector" / "weights" / "digit-detector.onnx"
@@ -120,6 +120,12 @@ def build_stroke_fixture(root: Path, per_label: int = 6, writers: int = 12, seed
 @pytest.fixture(scope="session")
 def stroke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_stroke_fixture(tmp_path_factory.mktemp("strokes"))
+
+
+@pytest.fixture(scope="module")
+def drawings(stroke_dir: Path) -> list[Drawing]:
+    """The fixture's drawings as the loader reads them (one list per test module)."""
+    return load_drawings(stroke_dir)
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,6 @@ from digit_detector.data.yolo_format import read_dataset
 from digit_detector.preprocess import ink_box, letterbox_gray
 
 
-@pytest.fixture(scope="module")
-def drawings(stroke_dir: Path) -> list:
-    return load_drawings(stroke_dir)
-
-
 def test_reader_labels_and_normalisation(drawings: list) -> None:
     ids = {d.class_id for d in drawings}
     assert ids == set(range(NUM_CLASSES))
