@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from digit_detector import Detector
-from digit_detector.classes import CENSORED_ID, NUM_CLASSES, OTHER_ID
+from digit_detector.classes import CENSORED_ID, DIGIT_IDS, NUM_CLASSES, OTHER_ID
 from digit_detector.cli import main
 from digit_detector.data.compose import DrawingPool
 from digit_detector.data.dataset import GeneratedScenes
@@ -49,11 +49,16 @@ def test_hardness_is_what_would_go_wrong_for_each_side() -> None:
     # an obscene doodle is hard when its best censored score is low, whatever else is read
     assert hardness(np.concatenate([pixelated, read_as_7]), CENSORED_ID) == pytest.approx(1 - 0.9 * 0.8)
     assert hardness(quiet, CENSORED_ID) == pytest.approx(1 - 0.9 * 0.05)
+    # a digit is hard when its own class scores low: a "1" read as "7" is as hard as a missed one
+    assert hardness(read_as_7, 7) == pytest.approx(1 - 0.8 * 0.9)
+    assert hardness(read_as_7, 1) == pytest.approx(1.0)
+    assert hardness(np.concatenate([read_as_7, _rows(0.5, {1: 0.6})]), 1) == pytest.approx(1 - 0.5 * 0.6)
     empty = np.zeros((0, 5 + NUM_CLASSES), dtype=np.float32)
-    assert hardness(empty, CENSORED_ID) == 1.0 and hardness(empty, OTHER_ID) == 0.0
+    assert hardness(empty, CENSORED_ID) == 1.0 and hardness(empty, 4) == 1.0
+    assert hardness(empty, OTHER_ID) == 0.0
 
 
-def test_only_training_doodles_and_real_obscene_doodles_are_mined(drawings: list[Drawing]) -> None:
+def test_only_training_doodles_real_obscene_doodles_and_digits_are_mined(drawings: list[Drawing]) -> None:
     doodle = procedural_others(count_per_shape=1)[0]
     assert doodle.split == "train" and doodle.category is not None and is_mined(doodle)
     obscene = [d for d in drawings if d.class_id == CENSORED_ID]
@@ -61,7 +66,9 @@ def test_only_training_doodles_and_real_obscene_doodles_are_mined(drawings: list
     assert not is_mined(replace(obscene[0], synthetic=True, source="censored_procedural"))
     glyph = next(d for d in drawings if d.class_id == OTHER_ID)
     assert glyph.category is None and not is_mined(glyph)  # letters and glyphs are not the boundary
-    assert not any(is_mined(d) for d in drawings if d.class_id < OTHER_ID)
+    digits = [d for d in drawings if d.class_id in DIGIT_IDS]
+    assert {d.split for d in digits} == {"train", "val"}
+    assert all(is_mined(d) == (d.split == "train") for d in digits)
     unseen = replace(doodle, category="crayon", synthetic=False)  # a held-out category (data README)
     assert unseen.split == "unseen" and not is_mined(unseen)
 
@@ -91,13 +98,16 @@ def test_mining_scores_each_mined_drawing_alone_on_a_canvas(drawings: list[Drawi
     assert all(c.shape == (400, 400) and (c < 200).any() for c in detector.canvases)  # one drawing, drawn
     for i, d in enumerate(mined):
         censored = 0.9 if (i + 1) % 2 == 0 else 0.7
-        assert hard.hardness[d.id] == pytest.approx(censored if d.class_id == OTHER_ID else 1 - censored)
+        expected = {OTHER_ID: censored, CENSORED_ID: 1 - censored}.get(d.class_id, 1.0)  # digits: unread
+        assert hard.hardness[d.id] == pytest.approx(expected)
     assert hard.emphasis()[mined[0].id] == pytest.approx(1 + 2.0 * hard.hardness[mined[0].id])
     counts = Counter(d.class_id for d in mined)
     assert hard.meta["doodles"]["drawings"] == counts[OTHER_ID]
     assert hard.meta["obscene"]["drawings"] == counts[CENSORED_ID]
+    assert hard.meta["digits"]["drawings"] == sum(counts[d] for d in DIGIT_IDS) > 0
+    assert hard.meta["digits"]["hard_share"] == 1.0
     with pytest.raises(HardExamplesError, match="no training doodles"):
-        mine_hard_examples(detector, [d for d in drawings if d.class_id < OTHER_ID])  # type: ignore[arg-type]
+        mine_hard_examples(detector, [d for d in drawings if d.split != "train"])  # type: ignore[arg-type]
 
 
 def test_mining_with_the_shipped_weights(drawings: list[Drawing], onnx_weights: Path) -> None:

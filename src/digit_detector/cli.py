@@ -177,7 +177,7 @@ def _add_mine(sub: Any) -> None:
     """`mine`"""
     mine = sub.add_parser(
         "mine",
-        help="score training doodles and obscene doodles with given weights; the hard ones are "
+        help="score training doodles, obscene doodles and digits with given weights; the hard ones are "
         "drawn more often by `train --hard-examples`",
     )
     mine.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
@@ -468,7 +468,7 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
 
 def _cmd_mine(args: argparse.Namespace) -> int:
     from .data.procedural import training_drawings
-    from .hard_examples import HARD_EXAMPLE_GAIN, mine_hard_examples
+    from .hard_examples import HARD_EXAMPLE_GAIN, MINED_SIDES, mine_hard_examples
     from .inference import Detector
 
     gain = HARD_EXAMPLE_GAIN if args.gain is None else args.gain
@@ -484,7 +484,7 @@ def _cmd_mine(args: argparse.Namespace) -> int:
     drawings = training_drawings(args.data_dir, args.limit_per_file)
     hard = mine_hard_examples(detector, drawings, gain, args.seed)
     hard.save(args.out)
-    for side in ("doodles", "obscene"):
+    for side in MINED_SIDES:
         info = hard.meta[side]
         share = "-" if info["hard_share"] is None else f"{info['hard_share']:.1%}"
         mean = info["mean_hardness"]

@@ -2,10 +2,11 @@
 training run (`digit-detector mine`, then `digit-detector train --hard-examples FILE`).
 
 Which drawings: the training split's doodles labelled "other" (Quick, Draw! and procedural) and
-its real obscene doodles, the two sides of the censored/other boundary. Each is drawn alone on a
-canvas as `report` draws single doodles (LONE_DRAWING_SCENES) and run through `Detector.infer`,
-as served. Its hardness, in [0, 1]: for a doodle, its highest censored or digit score (what would
-pixelate it or show a digit); for an obscene doodle, 1 minus its highest censored score. Its
+its real obscene doodles, the two sides of the censored/other boundary, and its handwritten
+digits. Each is drawn alone on a canvas as `report` draws single doodles (LONE_DRAWING_SCENES)
+and run through `Detector.infer`, as served. Its hardness, in [0, 1]: for a doodle, its highest
+censored or digit score (what would pixelate it or show a digit); for an obscene doodle or a
+digit, 1 minus its highest score of its own class (a "1" read as "7" scores low as "1"). Its
 sampling weight within its source: 1 + gain x hardness (`DrawingPool`'s emphasis), so classes
 and sources keep their shares and only which of their drawings are drawn changes.
 
@@ -31,11 +32,12 @@ from .data.compose import LONE_DRAWING_SCENES, SceneComposer
 from .data.strokes import Drawing
 from .errors import UserError
 from .inference import Detector
-from .postprocess import censored_scores
+from .postprocess import censored_scores, class_scores
 
 HARD_EXAMPLE_GAIN = 3.0  # the hardest drawing is drawn 1 + 3 = 4 times as often as an easy one
 FORMAT = "digit-detector hard examples v1"
 _DIGIT_COLUMNS = [5 + d for d in sorted(DIGIT_IDS)]
+MINED_SIDES = {"doodles": {OTHER_ID}, "obscene": {CENSORED_ID}, "digits": set(DIGIT_IDS)}
 
 
 class HardExamplesError(UserError, ValueError):
@@ -88,22 +90,24 @@ def _is_finite_at_least(value: object, low: float) -> bool:
 
 
 def is_mined(drawing: Drawing) -> bool:
-    """A training drawing on the censored/other boundary: a doodle labelled "other" or a real
-    (not generated) obscene doodle."""
+    """A training drawing on the censored/other boundary (a doodle labelled "other", a real,
+    not generated, obscene doodle) or a digit."""
     if drawing.split != "train":
         return False
     doodle = drawing.class_id == OTHER_ID and drawing.category is not None
-    return doodle or (drawing.class_id == CENSORED_ID and not drawing.synthetic)
+    digit = drawing.class_id in DIGIT_IDS
+    return doodle or digit or (drawing.class_id == CENSORED_ID and not drawing.synthetic)
 
 
 def hardness(raw: np.ndarray, class_id: int) -> float:
     """How wrong the rows (N, 5 + C) of a canvas holding one drawing of `class_id` are (module
     doc)."""
+    if class_id != OTHER_ID:  # obscene doodles and digits: missed unless read as themselves
+        own = float(class_scores(raw, class_id).max()) if len(raw) else 0.0
+        return 1.0 - own
     if len(raw) == 0:
-        return 1.0 if class_id == CENSORED_ID else 0.0
+        return 0.0
     censored = float(censored_scores(raw).max())
-    if class_id == CENSORED_ID:
-        return 1.0 - censored
     digit = float((raw[:, 4:5] * raw[:, _DIGIT_COLUMNS]).max())
     return max(censored, digit)
 
@@ -120,7 +124,7 @@ def mine_hard_examples(
         raise ValueError(f"gain must be a number >= 0, got {gain}")
     mined = [d for d in drawings if is_mined(d)]
     if not mined:
-        raise HardExamplesError("no training doodles or real obscene doodles among the drawings")
+        raise HardExamplesError("no training doodles, real obscene doodles or digits among the drawings")
     rng = np.random.default_rng(seed)
     scores: dict[str, float] = {}
     for drawing in tqdm(mined, desc="mine", unit="drawing", disable=not progress):
@@ -134,8 +138,8 @@ def mine_hard_examples(
 def _summary(mined: Sequence[Drawing], scores: dict[str, float]) -> dict[str, Any]:
     """Counts and the share each side gets wrong at hardness 0.5 (a rough error rate)."""
     out: dict[str, Any] = {}
-    for name, class_id in (("doodles", OTHER_ID), ("obscene", CENSORED_ID)):
-        values = np.array([scores[d.id] for d in mined if d.class_id == class_id])
+    for name, classes in MINED_SIDES.items():
+        values = np.array([scores[d.id] for d in mined if d.class_id in classes])
         out[name] = {
             "drawings": len(values),
             "mean_hardness": round(float(values.mean()), 4) if len(values) else None,

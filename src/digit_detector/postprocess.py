@@ -136,9 +136,14 @@ def postprocess(
     return all_boxes[order], all_scores[order], all_ids[order]
 
 
+def class_scores(prediction: np.ndarray, class_id: int) -> np.ndarray:
+    """Each row's score for one class: objectness x p(class)."""
+    return prediction[:, 5 + class_id] * prediction[:, 4]
+
+
 def censored_scores(prediction: np.ndarray) -> np.ndarray:
     """Each row's censored score: objectness x p(censored)."""
-    return prediction[:, 5 + CENSORED_ID] * prediction[:, 4]
+    return class_scores(prediction, CENSORED_ID)
 
 
 def censored_consensus(
