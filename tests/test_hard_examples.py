@@ -106,8 +106,21 @@ def test_mining_scores_each_mined_drawing_alone_on_a_canvas(drawings: list[Drawi
     assert hard.meta["obscene"]["drawings"] == counts[CENSORED_ID]
     assert hard.meta["digits"]["drawings"] == sum(counts[d] for d in DIGIT_IDS) > 0
     assert hard.meta["digits"]["hard_share"] == 1.0
-    with pytest.raises(HardExamplesError, match="no training doodles"):
+    with pytest.raises(HardExamplesError, match="no training drawings of the sides doodles, obscene, digits"):
         mine_hard_examples(detector, [d for d in drawings if d.split != "train"])  # type: ignore[arg-type]
+
+
+def test_mining_only_the_chosen_sides(drawings: list[Drawing]) -> None:
+    pool = [*drawings, *procedural_others(count_per_shape=1)]
+    hard = mine_hard_examples(_ScriptedDetector(), pool, sides=["obscene", "digits"], progress=False)  # type: ignore[arg-type]
+    chosen = {d.id for d in pool if is_mined(d) and d.class_id != OTHER_ID}
+    assert chosen and set(hard.hardness) == chosen  # doodles unscored: weight 1 in training
+    assert hard.meta["sides"] == ["obscene", "digits"] and "doodles" not in hard.meta
+    only_doodles = mine_hard_examples(_ScriptedDetector(), pool, sides=["doodles"], progress=False)  # type: ignore[arg-type]
+    assert set(only_doodles.hardness) == {d.id for d in pool if is_mined(d) and d.class_id == OTHER_ID}
+    for bad in ([], ["doodle"]):
+        with pytest.raises(HardExamplesError, match="sides are some of doodles, obscene, digits"):
+            mine_hard_examples(_ScriptedDetector(), pool, sides=bad)  # type: ignore[arg-type]
 
 
 def test_mining_with_the_shipped_weights(drawings: list[Drawing], onnx_weights: Path) -> None:
@@ -208,6 +221,8 @@ def test_mine_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     (tmp_path / "taken").write_text("a file, not a folder")
     assert main(["mine", "--out", str(tmp_path / "taken" / "h.json")]) == 2
     assert "cannot write into" in capsys.readouterr().err
+    assert main(["mine", "--out", str(tmp_path / "h.json"), "--sides", "obscene", "doodle"]) == 2
+    assert "--sides: sides are some of doodles, obscene, digits; got doodle" in capsys.readouterr().err
     assert main(["mine", "--out", str(tmp_path / "h.json"), "--weights", str(tmp_path / "no.onnx")]) == 2
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "h.json").exists()

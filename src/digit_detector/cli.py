@@ -189,6 +189,14 @@ def _add_mine(sub: Any) -> None:
         default=None,
         help="a drawing's sampling weight is 1 + gain x hardness (default 3)",
     )
+    mine.add_argument(
+        "--sides",
+        nargs="+",
+        default=None,
+        metavar="SIDE",
+        help="which drawings to score: doodles, obscene, digits; the others keep weight 1 in "
+        "training (default: all three)",
+    )
     mine.add_argument("--seed", type=_count, default=0)
     mine.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")
 
@@ -468,10 +476,15 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
 
 def _cmd_mine(args: argparse.Namespace) -> int:
     from .data.procedural import training_drawings
-    from .hard_examples import HARD_EXAMPLE_GAIN, MINED_SIDES, mine_hard_examples
+    from .hard_examples import HARD_EXAMPLE_GAIN, MINED_SIDES, check_sides, mine_hard_examples
     from .inference import Detector
 
     gain = HARD_EXAMPLE_GAIN if args.gain is None else args.gain
+    sides = list(MINED_SIDES) if args.sides is None else args.sides
+    try:
+        check_sides(sides)
+    except UserError as exc:
+        raise UsageError(f"--sides: {exc}") from None
     if args.out.is_dir():
         raise UsageError(f"--out {args.out} is a folder; give a file name such as hard.json")
     try:  # fail before minutes of mining, not after
@@ -482,9 +495,9 @@ def _cmd_mine(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write into {args.out.parent}: {exc}") from None
     detector = Detector(args.weights)
     drawings = training_drawings(args.data_dir, args.limit_per_file)
-    hard = mine_hard_examples(detector, drawings, gain, args.seed)
+    hard = mine_hard_examples(detector, drawings, gain, args.seed, sides=sides)
     hard.save(args.out)
-    for side in MINED_SIDES:
+    for side in hard.meta["sides"]:
         info = hard.meta[side]
         share = "-" if info["hard_share"] is None else f"{info['hard_share']:.1%}"
         mean = info["mean_hardness"]

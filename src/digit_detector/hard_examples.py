@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -112,33 +112,49 @@ def hardness(raw: np.ndarray, class_id: int) -> float:
     return max(censored, digit)
 
 
+def check_sides(sides: Collection[str]) -> None:
+    """Refuse side names that are not `MINED_SIDES` keys, or none at all."""
+    unknown = sorted(set(sides) - set(MINED_SIDES))
+    if unknown or not sides:
+        shown = ", ".join(unknown) if unknown else "none"
+        raise HardExamplesError(f"sides are some of {', '.join(MINED_SIDES)}; got {shown}")
+
+
 def mine_hard_examples(
     detector: Detector,
     drawings: Sequence[Drawing],
     gain: float = HARD_EXAMPLE_GAIN,
     seed: int = 0,
     progress: bool = True,
+    sides: Collection[str] = tuple(MINED_SIDES),
 ) -> HardExamples:
-    """Every mined drawing of `drawings` (`is_mined`) drawn alone and scored (module doc)."""
+    """Every mined drawing of `drawings` (`is_mined`) of the given `MINED_SIDES` drawn alone and
+    scored (module doc). Drawings of other sides keep weight 1 in training: a run can emphasise,
+    say, missed obscene doodles without also emphasising doodles."""
     if gain < 0 or not math.isfinite(gain):
         raise ValueError(f"gain must be a number >= 0, got {gain}")
-    mined = [d for d in drawings if is_mined(d)]
+    check_sides(sides)
+    classes = set().union(*(MINED_SIDES[side] for side in sides))
+    mined = [d for d in drawings if is_mined(d) and d.class_id in classes]
     if not mined:
-        raise HardExamplesError("no training doodles, real obscene doodles or digits among the drawings")
+        raise HardExamplesError(f"no training drawings of the sides {', '.join(sides)} among the drawings")
     rng = np.random.default_rng(seed)
     scores: dict[str, float] = {}
     for drawing in tqdm(mined, desc="mine", unit="drawing", disable=not progress):
         scene = SceneComposer.from_drawings([drawing], LONE_DRAWING_SCENES).compose(rng)
         raw, _ = detector.infer(scene.image)
         scores[drawing.id] = round(hardness(raw, drawing.class_id), 4)
-    meta = {"weights": str(detector.weights), "seed": seed, **_summary(mined, scores)}
+    summary = _summary(mined, scores, sides)
+    meta = {"weights": str(detector.weights), "seed": seed, "sides": list(summary), **summary}
     return HardExamples(scores, gain, meta)
 
 
-def _summary(mined: Sequence[Drawing], scores: dict[str, float]) -> dict[str, Any]:
-    """Counts and the share each side gets wrong at hardness 0.5 (a rough error rate)."""
+def _summary(mined: Sequence[Drawing], scores: dict[str, float], sides: Collection[str]) -> dict[str, Any]:
+    """Counts and the share each mined side gets wrong at hardness 0.5 (a rough error rate)."""
     out: dict[str, Any] = {}
     for name, classes in MINED_SIDES.items():
+        if name not in sides:
+            continue
         values = np.array([scores[d.id] for d in mined if d.class_id in classes])
         out[name] = {
             "drawings": len(values),
