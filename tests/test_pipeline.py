@@ -253,13 +253,19 @@ def test_bad_cli_arguments_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFi
         ("train", "--seed", "-3"): "--seed",
         ("report", "--seed", "-1"): "--seed",
         ("train", "--max-steps", "0"): "--max-steps",
+        ("predict", "--conf", "1.5"): "--conf",
+        ("predict", "--iou", "nan"): "--iou",
+        ("report", "--censored-conf", "-0.1"): "--censored-conf",
     }
     for argv, name in refused.items():
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args(argv)  # not main: a wrongly accepted argument would train
         assert exc.value.code == 2
         assert f"argument {name}: expected" in capsys.readouterr().err
+    edges = build_parser().parse_args(["predict", "--conf", "0", "--iou", "1", "x.png"])
+    assert (edges.conf, edges.iou) == (0.0, 1.0)  # probabilities include their ends
     assert (
+
         main(["data", "generate", "--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path), "--n", "2"])
         == 2
     )

@@ -17,16 +17,6 @@ from .errors import UserError
 from .postprocess import CENSORED_CONF, DEFAULT_CONF, DEFAULT_IOU, EVAL_CONF
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
-    return value
-
-
 def _whole_number(text: str, low: int) -> int:
     try:
         value = int(text)
@@ -46,15 +36,23 @@ def _count(text: str) -> int:
     return _whole_number(text, 0)
 
 
-def _finite_float(text: str, low: float, low_allowed: bool) -> float:
-    bound = f">= {low:g}" if low_allowed else f"> {low:g}"
+def _finite_float(text: str, low: float, low_allowed: bool = True, high: float = math.inf) -> float:
+    if high < math.inf:
+        bound = f"in [{low:g}, {high:g}]"
+    else:
+        bound = f">= {low:g}" if low_allowed else f"> {low:g}"
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}") from None
-    if not math.isfinite(value) or value < low or (value == low and not low_allowed):
+    above_low = value >= low if low_allowed else value > low
+    if not (math.isfinite(value) and above_low and value <= high):
         raise argparse.ArgumentTypeError(f"expected a number {bound}, got {value}")
     return value
+
+
+def _probability(text: str) -> float:
+    return _finite_float(text, 0.0, high=1.0)
 
 
 def _positive_float(text: str) -> float:
