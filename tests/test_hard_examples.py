@@ -110,7 +110,7 @@ def test_mining_scores_each_mined_drawing_alone_on_a_canvas(drawings: list[Drawi
         mine_hard_examples(detector, [d for d in drawings if d.split != "train"])  # type: ignore[arg-type]
 
 
-def test_mining_only_the_chosen_sides(drawings: list[Drawing]) -> None:
+def test_mining_only_the_chosen_sides(drawings: list[Drawing], tmp_path: Path) -> None:
     pool = [*drawings, *procedural_others(count_per_shape=1)]
     hard = mine_hard_examples(_ScriptedDetector(), pool, sides=["obscene", "digits"], progress=False)  # type: ignore[arg-type]
     chosen = {d.id for d in pool if is_mined(d) and d.class_id != OTHER_ID}
@@ -121,6 +121,12 @@ def test_mining_only_the_chosen_sides(drawings: list[Drawing]) -> None:
     for bad in ([], ["doodle"]):
         with pytest.raises(HardExamplesError, match="sides are some of doodles, obscene, digits"):
             mine_hard_examples(_ScriptedDetector(), pool, sides=bad)  # type: ignore[arg-type]
+    numpy_gain = mine_hard_examples(_ScriptedDetector(), pool, gain=np.float32(2.0), progress=False)  # type: ignore[arg-type]
+    numpy_gain.save(tmp_path / "hard.json")  # a numpy gain is written as a plain number
+    assert HardExamples.load(tmp_path / "hard.json").gain == 2.0
+    for gain in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="gain must be a number >= 0"):
+            mine_hard_examples(_ScriptedDetector(), pool, gain=gain)  # type: ignore[arg-type]
 
 
 def test_mining_with_the_shipped_weights(drawings: list[Drawing], onnx_weights: Path) -> None:
@@ -154,6 +160,8 @@ def test_hard_examples_file_round_trips_and_bad_files_are_refused(tmp_path: Path
     refused({**good, "hardness": {"a": 1.5}}, "outside")
     refused({**good, "hardness": {"a": float("nan")}}, "outside")
     refused({**good, "gain": -1}, "gain")
+    refused({**good, "gain": True}, "gain")  # JSON true is not a gain
+    refused({**good, "hardness": {"a": "0.5"}}, "outside")
     refused({**good, "hardness": [0.5]}, "hardness")
     with pytest.raises(HardExamplesError, match="not found"):
         HardExamples.load(tmp_path / "missing.json")

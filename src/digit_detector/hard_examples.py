@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,9 @@ class HardExamples:
 
 
 def _is_finite_at_least(value: object, low: float) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value) and value >= low
+    """A real number (numpy's too; not a JSON true/false) that is finite and >= low."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return real and math.isfinite(cast(float, value)) and cast(float, value) >= low
 
 
 def is_mined(drawing: Drawing) -> bool:
@@ -131,7 +134,7 @@ def mine_hard_examples(
     """Every mined drawing of `drawings` (`is_mined`) of the given `MINED_SIDES` drawn alone and
     scored (module doc). Drawings of other sides keep weight 1 in training: a run can emphasise,
     say, missed obscene doodles without also emphasising doodles."""
-    if gain < 0 or not math.isfinite(gain):
+    if not _is_finite_at_least(gain, 0.0):
         raise ValueError(f"gain must be a number >= 0, got {gain}")
     check_sides(sides)
     classes = set().union(*(MINED_SIDES[side] for side in sides))
@@ -146,7 +149,7 @@ def mine_hard_examples(
         scores[drawing.id] = round(hardness(raw, drawing.class_id), 4)
     summary = _summary(mined, scores, sides)
     meta = {"weights": str(detector.weights), "seed": seed, "sides": list(summary), **summary}
-    return HardExamples(scores, gain, meta)
+    return HardExamples(scores, float(gain), meta)
 
 
 def _summary(mined: Sequence[Drawing], scores: dict[str, float], sides: Collection[str]) -> dict[str, Any]:
