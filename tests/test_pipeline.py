@@ -265,7 +265,6 @@ def test_bad_cli_arguments_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFi
     edges = build_parser().parse_args(["predict", "--conf", "0", "--iou", "1", "x.png"])
     assert (edges.conf, edges.iou) == (0.0, 1.0)  # probabilities include their ends
     assert (
-
         main(["data", "generate", "--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path), "--n", "2"])
         == 2
     )

@@ -37,10 +37,8 @@ def _count(text: str) -> int:
 
 
 def _finite_float(text: str, low: float, low_allowed: bool = True, high: float = math.inf) -> float:
-    if high < math.inf:
-        bound = f"in [{low:g}, {high:g}]"
-    else:
-        bound = f">= {low:g}" if low_allowed else f"> {low:g}"
+    lower = f">= {low:g}" if low_allowed else f"> {low:g}"
+    bound = f"in [{low:g}, {high:g}]" if high < math.inf else lower
     try:
         value = float(text)
     except ValueError:
