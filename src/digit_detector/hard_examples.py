@@ -37,7 +37,6 @@ from .postprocess import censored_scores, class_scores
 
 HARD_EXAMPLE_GAIN = 3.0  # the hardest drawing is drawn 1 + 3 = 4 times as often as an easy one
 FORMAT = "digit-detector hard examples v1"
-_DIGIT_COLUMNS = [5 + d for d in sorted(DIGIT_IDS)]
 MINED_SIDES = {"doodles": {OTHER_ID}, "obscene": {CENSORED_ID}, "digits": set(DIGIT_IDS)}
 
 
@@ -111,7 +110,7 @@ def hardness(raw: np.ndarray, class_id: int) -> float:
     if len(raw) == 0:
         return 0.0
     censored = float(censored_scores(raw).max())
-    digit = float((raw[:, 4:5] * raw[:, _DIGIT_COLUMNS]).max())
+    digit = max(float(class_scores(raw, d).max()) for d in DIGIT_IDS)
     return max(censored, digit)
 
 
