@@ -153,3 +153,20 @@ def test_a_model_moves_to_another_input_size_with_every_weight() -> None:
     assert resized.config.input_size == 256
     for name, tensor in source.state_dict().items():
         assert torch.equal(resized.state_dict()[name], tensor), name
+
+
+def test_refitted_anchors_keep_the_network_and_resize_its_boxes() -> None:
+    source = _trained_pico()
+    anchors = [[[2 * w, h] for w, h in scale] for scale in source.config.to_dict()["anchors"]]
+    refit = grow_model(source, ModelConfig.from_dict({**source.config.to_dict(), "anchors": anchors}))
+    assert refit.config.anchors == tuple(tuple((w, h) for w, h in scale) for scale in anchors)
+    x = torch.rand(1, 3, 192, 192)
+    with torch.no_grad():
+        for raw, source_raw in zip(refit.forward_raw(x), source.forward_raw(x), strict=True):
+            torch.testing.assert_close(raw, source_raw, atol=1e-5, rtol=0)
+        boxes, source_boxes = refit(x), source(x)
+    torch.testing.assert_close(boxes[..., 2], 2 * source_boxes[..., 2])  # widths from the new anchors
+    torch.testing.assert_close(boxes[..., 3], source_boxes[..., 3])
+    two_per_scale = [scale[:2] for scale in anchors]
+    with pytest.raises(ConfigError, match="the number of anchors must be equal"):
+        grow_model(source, ModelConfig.from_dict({**source.config.to_dict(), "anchors": two_per_scale}))
