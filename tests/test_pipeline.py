@@ -275,6 +275,7 @@ def test_bad_cli_arguments_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_anchors_command_fits_and_writes_the_config(stroke_dir: Path, tmp_path: Path) -> None:
     import shutil
+    from dataclasses import replace
 
     from digit_detector.anchors import kmeans_iou, mean_best_iou
     from digit_detector.model.config import MODELS_DIR, load_config
@@ -288,10 +289,30 @@ def test_anchors_command_fits_and_writes_the_config(stroke_dir: Path, tmp_path: 
     assert len(cfg.anchors) == 3 and all(len(a) == 3 for a in cfg.anchors)
     areas = [w * h for scale in cfg.anchors for w, h in scale]
     assert areas == sorted(areas)  # shallow scales get the small anchors
-    assert config.read_text().startswith("#")  # the header comment survives
+    assert replace(cfg, anchors=load_config("yolov3-pico").anchors) == load_config("yolov3-pico")
+    written, shipped = (
+        config.read_text().splitlines(),
+        (MODELS_DIR / "yolov3-pico.yaml").read_text().splitlines(),
+    )
+    at = shipped.index(next(line for line in shipped if line.startswith("anchors:")))
+    assert written[:at] == shipped[:at] and written[at + 4 :] == shipped[at + 4 :]  # only the block changes
+    assert written[at].startswith("anchors:  # k-means (1 - IoU) on 60 training scenes at 192 px")
     wh = np.array([[10, 20], [11, 19], [50, 60], [52, 58], [100, 120], [98, 125]], float)
     fitted = kmeans_iou(wh, 3)
     assert mean_best_iou(wh, fitted) > 0.9
+
+
+def test_writing_anchors_refuses_a_block_it_cannot_replace_and_keeps_the_file(tmp_path: Path) -> None:
+    from digit_detector.model.config import MODELS_DIR, ConfigError, write_anchors
+
+    anchors = [[(10.0, 20.0), (20.0, 30.0), (30.0, 40.0)]] * 3
+    shipped = (MODELS_DIR / "yolov3-pico.yaml").read_text()
+    config = tmp_path / "pico.yaml"
+    for broken in (shipped.replace("anchors:", "anchors:\n# a comment inside the block"), "name: x\n"):
+        config.write_text(broken)
+        with pytest.raises(ConfigError):
+            write_anchors(config, anchors, "refit")
+        assert config.read_text() == broken
 
 
 def test_train_state_round_trips_and_reads_older_resume_entries() -> None:

@@ -438,7 +438,7 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
     from .anchors import kmeans_iou, mean_best_iou
     from .data.generate import make_composer
     from .data.strokes import load_drawings
-    from .model.config import load_config, save_config
+    from .model.config import MODELS_DIR, load_config, write_anchors
 
     cfg = load_config(args.config)
     drawings = [d for d in load_drawings(args.data_dir) if d.split == "train"]
@@ -460,12 +460,12 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
     for stride, scale in zip(cfg.strides, per_scale, strict=True):
         print(f"  stride {stride}: {scale}")
     if args.write:
-        from dataclasses import replace
-
-        path = Path(args.config) if Path(args.config).exists() else Path(f"models/{args.config}.yaml")
-        header = "\n".join(line for line in path.read_text().splitlines() if line.startswith("#"))
-        new = replace(cfg, anchors=tuple(tuple((w, h) for w, h in s) for s in per_scale))
-        save_config(new, path, header=header)
+        path = Path(args.config) if Path(args.config).exists() else MODELS_DIR / f"{args.config}.yaml"
+        comment = (
+            f"k-means (1 - IoU) on {args.n} training scenes at {cfg.input_size} px: "
+            "`digit-detector anchors --config <this file> --write`"
+        )
+        write_anchors(path, per_scale, comment)
         print(f"wrote anchors to {path}")
     return 0
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,24 @@ def load_config(path_or_name: str | Path) -> ModelConfig:
     return ModelConfig.from_dict(data)
 
 
-def save_config(config: ModelConfig, path: Path, header: str = "") -> None:
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
-    path.write_text((header + "\n" if header else "") + text)
+def write_anchors(path: Path, anchors: Sequence[Sequence[Sequence[float]]], comment: str) -> None:
+    """Replace the top-level `anchors:` block of the config file at `path` by `anchors`, one
+    line per scale under `# comment`; every other line stays as written. The result must load
+    as the same config with the new anchors, else the file is left as it was."""
+    lines = path.read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("anchors:")), None)
+    if start is None:
+        raise ConfigError(f"{path}: no top-level 'anchors:' key to replace")
+    end = start + 1
+    while end < len(lines) and lines[end].startswith(("-", " ")):
+        end += 1  # the block: list items and their continuation lines
+    block = [f"anchors:  # {comment}"] + [
+        "- [" + ", ".join(f"[{w:g}, {h:g}]" for w, h in scale) + "]" for scale in anchors
+    ]
+    text = "\n".join(lines[:start] + block + lines[end:]) + "\n"
+    before = ModelConfig.from_dict(yaml.safe_load(path.read_text()))
+    after = ModelConfig.from_dict(yaml.safe_load(text))
+    wanted = tuple(tuple((float(w), float(h)) for w, h in scale) for scale in anchors)
+    if after != replace(before, anchors=wanted):
+        raise ConfigError(f"{path}: rewriting its anchors would change more than the anchors")
+    path.write_text(text)
