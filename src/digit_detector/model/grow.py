@@ -1,4 +1,4 @@
-"""Grow a trained model into a deeper member of its family without changing what it computes.
+"""Grow a trained model into a deeper member of its family without changing what its network computes.
 
 A config that only adds Darknet residual blocks to the source's stages (same widths and head;
 the input size may change too, as a fully convolutional model's weights do not depend on it)
