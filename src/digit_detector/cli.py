@@ -438,7 +438,7 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
     from .anchors import kmeans_iou, mean_best_iou
     from .data.generate import make_composer
     from .data.strokes import load_drawings
-    from .model.config import MODELS_DIR, load_config, write_anchors
+    from .model.config import config_path, load_config, write_anchors
 
     cfg = load_config(args.config)
     drawings = [d for d in load_drawings(args.data_dir) if d.split == "train"]
@@ -460,7 +460,7 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
     for stride, scale in zip(cfg.strides, per_scale, strict=True):
         print(f"  stride {stride}: {scale}")
     if args.write:
-        path = Path(args.config) if Path(args.config).exists() else MODELS_DIR / f"{args.config}.yaml"
+        path = config_path(args.config)
         comment = (
             f"k-means (1 - IoU) on {args.n} training scenes at {cfg.input_size} px: "
             "`digit-detector anchors --config <this file> --write`"

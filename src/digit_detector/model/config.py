@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +112,19 @@ class ModelConfig:
         )
 
 
-def load_config(path_or_name: str | Path) -> ModelConfig:
-    """Read models/<name>.yaml (or any path) into a ModelConfig."""
+def config_path(path_or_name: str | Path) -> Path:
+    """The file of a config given by path or by name (models/<name>.yaml)."""
     path = Path(path_or_name)
     if not path.exists() and not path.suffix:
         path = MODELS_DIR / f"{path_or_name}.yaml"
     if not path.exists():
         raise ConfigError(f"model config not found: {path}")
+    return path
+
+
+def load_config(path_or_name: str | Path) -> ModelConfig:
+    """Read models/<name>.yaml (or any path) into a ModelConfig."""
+    path = config_path(path_or_name)
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
@@ -129,7 +135,8 @@ def write_anchors(path: Path, anchors: Sequence[Sequence[Sequence[float]]], comm
     """Replace the top-level `anchors:` block of the config file at `path` by `anchors`, one
     line per scale under `# comment`; every other line stays as written. The result must load
     as the same config with the new anchors, else the file is left as it was."""
-    lines = path.read_text().splitlines()
+    original = path.read_text()
+    lines = original.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("anchors:")), None)
     if start is None:
         raise ConfigError(f"{path}: no top-level 'anchors:' key to replace")
@@ -140,9 +147,7 @@ def write_anchors(path: Path, anchors: Sequence[Sequence[Sequence[float]]], comm
         "- [" + ", ".join(f"[{w:g}, {h:g}]" for w, h in scale) + "]" for scale in anchors
     ]
     text = "\n".join(lines[:start] + block + lines[end:]) + "\n"
-    before = ModelConfig.from_dict(yaml.safe_load(path.read_text()))
-    after = ModelConfig.from_dict(yaml.safe_load(text))
-    wanted = tuple(tuple((float(w), float(h)) for w, h in scale) for scale in anchors)
-    if after != replace(before, anchors=wanted):
+    wanted = ModelConfig.from_dict({**yaml.safe_load(original), "anchors": anchors})
+    if ModelConfig.from_dict(yaml.safe_load(text)) != wanted:
         raise ConfigError(f"{path}: rewriting its anchors would change more than the anchors")
     path.write_text(text)
