@@ -14,6 +14,7 @@ from digit_detector.data.strokes import Drawing, load_drawings, write_stroke_fil
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_ONNX = REPO / "src" / "digit_detector" / "weights" / "digit-detector.onnx"
+SHIPPED_READER = REPO / "src" / "digit_detector" / "weights" / "digit-reader.onnx"
 SHIPPED_PT = REPO / "weights" / "digit-detector.pt"
 
 

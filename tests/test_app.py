@@ -100,7 +100,7 @@ def test_censored_detections_are_labelled_and_pixelated(monkeypatch: pytest.Monk
     the pixelated result (the pixels themselves are checked in test_inference)."""
     from digit_detector import Detection, inference
 
-    def fake_decide(self: Any, raw: Any, to_source: Any, *args: Any, **kwargs: Any) -> list:
+    def fake_decide(self: Any, inference: Any, *args: Any, **kwargs: Any) -> list:
         return [Detection("censored", 11, 0.97, (100.0, 100.0, 300.0, 300.0))]
 
     monkeypatch.setattr(inference.Detector, "decide", fake_decide)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from digit_detector.hard_examples import (
     is_mined,
     mine_hard_examples,
 )
+from digit_detector.inference import Inference
 from digit_detector.model.checkpoint import read_checkpoint
 
 from .conftest import tiny_train_args
@@ -82,10 +82,10 @@ class _ScriptedDetector:
     def __init__(self) -> None:
         self.canvases: list[np.ndarray] = []
 
-    def infer(self, gray: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    def infer(self, gray: np.ndarray) -> Inference:
         self.canvases.append(gray)
         censored = 0.9 if len(self.canvases) % 2 == 0 else 0.7
-        return _rows(1.0, {CENSORED_ID: censored}), lambda boxes: boxes
+        return Inference(_rows(1.0, {CENSORED_ID: censored}), gray, lambda boxes: boxes)
 
 
 def test_mining_scores_each_mined_drawing_alone_on_a_canvas(drawings: list[Drawing]) -> None:

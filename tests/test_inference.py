@@ -13,6 +13,7 @@ from PIL import Image
 
 from digit_detector import Detector, WeightsError, inference
 from digit_detector.classes import CENSORED_ID, CLASS_NAMES, OTHER_ID, Detection
+from digit_detector.inference import Inference
 from digit_detector.preprocess import ink_box, letterbox_gray, to_model_input
 from digit_detector.render import annotate, read_numbers
 
@@ -80,9 +81,10 @@ def test_what_is_shown_has_one_label_per_object_after_fitting(detector: Detector
     raw[:, :5] = [[50, 50, 20, 40, 0.9], [58, 50, 20, 40, 0.9]]
     raw[0, 5 + 1], raw[1, 5 + 7] = 0.9, 0.8
     on_the_same_ink = lambda boxes: np.tile([10.0, 10.0, 30.0, 50.0], (len(boxes), 1))  # noqa: E731
-    shown = detector.decide(raw, on_the_same_ink)
+    inference = Inference(raw, np.full((60, 40), 255, np.uint8), on_the_same_ink)
+    shown = Detector(detector.weights, reader=False).decide(inference)
     assert [(d.label, d.box) for d in shown] == [("1", (10.0, 10.0, 30.0, 50.0))]
-    candidates = detector.decide(raw, on_the_same_ink, all_candidates=True)
+    candidates = detector.decide(inference, all_candidates=True)
     assert sorted(d.label for d in candidates) == ["1", "7"]  # mAP candidates keep both
 
 
@@ -165,7 +167,7 @@ def test_a_closer_look_adds_its_digits_where_they_are_drawn_but_not_its_other_re
     onnx_weights: Path,
 ) -> None:
     canvas, inks = _small_writing_beside_a_large_digit()
-    detector = Detector(onnx_weights)
+    detector = Detector(onnx_weights, reader=False)  # the scripted reads stand
     detector._backend = model = _ScriptedModel()
     shown = sorted(detector.predict(canvas), key=lambda d: d.box[0])
     assert len(model.seen) == 2
@@ -199,7 +201,7 @@ def test_two_drawings_side_by_side_get_a_closer_look_each(onnx_weights: Path) ->
     left = render_digit_canvas("7", size=(1100, 400), stroke=6, box=(60, 100, 180, 300))
     right = render_digit_canvas("4", size=(1100, 400), stroke=6, box=(900, 100, 1020, 300))
     canvas = np.maximum(left, right)
-    detector = Detector(onnx_weights)
+    detector = Detector(onnx_weights, reader=False)  # the scripted reads stand
     detector._backend = model = _RowModel()
     shown = sorted(detector.predict(canvas), key=lambda d: d.box[0])
     assert len(model.seen) == 3
@@ -217,7 +219,7 @@ def test_drawings_large_in_the_first_look_are_not_split(onnx_weights: Path) -> N
     (over CLOSER_LOOK_SMALL_INPUT_PX), read well there; no closer look, no extra model run."""
     left = render_digit_canvas("7", size=(1100, 400), stroke=6, box=(60, 40, 250, 360))
     right = render_digit_canvas("4", size=(1100, 400), stroke=6, box=(830, 40, 1020, 360))
-    detector = Detector(onnx_weights)
+    detector = Detector(onnx_weights, reader=False)  # the scripted reads stand
     detector._backend = model = _RowModel()
     shown = sorted(detector.predict(np.maximum(left, right)), key=lambda d: d.box[0])
     assert len(model.seen) == 1
@@ -264,7 +266,7 @@ def test_unread_ink_is_halved_only_when_each_half_is_seen_clearly_larger(
     gray = np.full((800, 1100), 255, np.uint8)
     right = 100 + int(400 * width_per_height)
     gray[200:600, 100:104] = gray[200:600, right - 4 : right] = 0
-    detector = Detector(onnx_weights)
+    detector = Detector(onnx_weights, reader=False)  # the scripted reads stand
     detector._backend = model = _BlindModel()
     assert detector.predict(gray) == []
     assert len(model.seen) == looks
@@ -301,7 +303,7 @@ def test_a_censored_read_is_checked_on_the_drawing_seen_smaller(
     the first look (50 input px tall, under CENSORED_VIEW_MIN_INPUT_PX)."""
     side, box = drawing
     canvas = render_digit_canvas("8", size=(side, side), stroke=16 if side == 800 else 4, box=box)
-    detector = Detector(onnx_weights)
+    detector = Detector(onnx_weights, reader=False)  # the scripted reads stand
     detector._backend = model = _CensoredModel(scores)
     shown = detector.predict(canvas)
     assert len(model.seen) == len(scores)

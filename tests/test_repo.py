@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from .conftest import REPO, SHIPPED_ONNX, SHIPPED_PT
+from .conftest import REPO, SHIPPED_ONNX, SHIPPED_PT, SHIPPED_READER
 
 TEN_MB = 10 * 1024 * 1024
 
@@ -30,8 +30,9 @@ def test_stroke_data_is_not_copied_into_the_repo() -> None:
 
 
 def test_shipped_weights_fit_the_budget() -> None:
-    assert SHIPPED_ONNX.is_file() and SHIPPED_PT.is_file()
-    assert SHIPPED_ONNX.stat().st_size + SHIPPED_PT.stat().st_size <= 5 * 1024 * 1024
+    shipped = (SHIPPED_ONNX, SHIPPED_PT, SHIPPED_READER)
+    assert all(path.is_file() for path in shipped)
+    assert sum(path.stat().st_size for path in shipped) <= 5 * 1024 * 1024
 
 
 def test_shipped_files_hold_one_model_and_match_the_weights_readme() -> None:
@@ -47,5 +48,5 @@ def test_shipped_files_hold_one_model_and_match_the_weights_readme() -> None:
     props = {p.key: p.value for p in onnx.load(str(SHIPPED_ONNX)).metadata_props}
     assert json.loads(props["digit_detector"])["config"] == read_checkpoint(SHIPPED_PT)["config"]
     readme = (REPO / "weights" / "README.md").read_text()
-    for path in (SHIPPED_ONNX, SHIPPED_PT):
+    for path in (SHIPPED_ONNX, SHIPPED_PT, SHIPPED_READER):
         assert f"`{hashlib.sha256(path.read_bytes()).hexdigest()}`" in readme, f"{path.name} unrecorded"

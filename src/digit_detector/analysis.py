@@ -60,11 +60,11 @@ def analyse(
     if is_blank(gray):
         return Analysis(message=BLANK_HINT, blank=True)
     threshold = detector.conf if conf is None else conf
-    raw, to_source = detector.infer(gray)  # the model runs once; decisions are cheap
-    detections = reading_order(detector.decide(raw, to_source, conf=threshold))
+    inference = detector.infer(gray)  # the model runs once; decisions are cheap
+    detections = reading_order(detector.decide(inference, conf=threshold))
     message = None
     if not detections:
-        weaker = detector.decide(raw, to_source, conf=min(threshold, 0.1))
+        weaker = detector.decide(inference, conf=min(threshold, 0.1))
         message = HIDDEN_BY_SLIDER if weaker and threshold > 0.1 else NOTHING_FOUND
     return Analysis(
         detections=detections,

@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_anchors,
         _add_mine,
         _add_train,
+        _add_train_reader,
         _add_evaluate,
         _add_report,
         _add_export,
@@ -244,6 +245,21 @@ def _add_train(sub: Any) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_train_reader(sub: Any) -> None:
+    """`train-reader`"""
+    tr = sub.add_parser(
+        "train-reader",
+        help="train the digit reader (a second look at each digit shown) and export it to ONNX",
+    )
+    tr.add_argument("--data-dir", default=None, help="stroke data folder (default ../shared/data)")
+    tr.add_argument("--out", type=Path, required=True, help="folder for digit-reader.onnx and .pt")
+    tr.add_argument("--scenes", type=_positive_int, default=None, help="training scenes (default 30000)")
+    tr.add_argument("--val-scenes", type=_positive_int, default=None, help="validation scenes (default 2000)")
+    tr.add_argument("--epochs", type=_positive_int, default=None, help="default 8")
+    tr.add_argument("--seed", type=_count, default=0)
+    tr.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")
+
+
 def _add_evaluate(sub: Any) -> None:
     """`evaluate`"""
     ev = sub.add_parser("evaluate", help="COCO metrics, PR curves and confusion matrix on a YOLO dir")
@@ -270,6 +286,7 @@ def _add_report(sub: Any) -> None:
     rp.add_argument("--seed", type=_count, default=0)
     rp.add_argument("--censored-conf", type=_probability, default=None, help="app threshold to report at")
     rp.add_argument("--out", type=Path, default=Path("runs/report"), help="report folder")
+    _add_reader_option(rp)
 
 
 def _add_export(sub: Any) -> None:
@@ -314,6 +331,22 @@ def _add_predict(sub: Any) -> None:
         help=f"every candidate: best class of all, class-aware NMS, conf {EVAL_CONF} unless --conf",
     )
     pr.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
+    _add_reader_option(pr)
+
+
+def _add_reader_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reader",
+        default=None,
+        metavar="ONNX|none",
+        help="digit reader that re-reads each digit shown (default: the bundled one; none: the "
+        "detector's own reading)",
+    )
+
+
+def _reader(args: argparse.Namespace) -> str | bool:
+    """`Detector`'s reader argument from --reader."""
+    return True if args.reader is None else (False if args.reader == "none" else args.reader)
 
 
 def _add_bench(sub: Any) -> None:
@@ -515,6 +548,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_reader(args: argparse.Namespace) -> int:
+    from .data.procedural import training_drawings
+    from .reader_train import ReaderTrainConfig, train_reader
+    from .train import git_commit, split_drawings
+
+    defaults = ReaderTrainConfig()
+    config = ReaderTrainConfig(
+        scenes=args.scenes or defaults.scenes,
+        val_scenes=args.val_scenes or defaults.val_scenes,
+        epochs=args.epochs or defaults.epochs,
+        seed=args.seed,
+    )
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; give a folder")
+    train, val = split_drawings(training_drawings(args.data_dir, args.limit_per_file))
+    summary = train_reader(train, val, config, args.out, commit=git_commit())
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"{summary['train_crops']} training crops, {summary['val_crops']} writer-disjoint crops: "
+        f"accuracy {summary['val_accuracy']:.4f} after {config.epochs} epochs, {summary['seconds']:.0f} s; "
+        f"wrote {args.out / 'digit-reader.onnx'} (parity max diff {summary['parity_max_diff']:.1e})"
+    )
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_dataset
     from .inference import Detector
@@ -535,7 +593,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .inference import Detector
     from .report import generalisation_report, report_markdown
 
-    detector = Detector(args.weights)
+    detector = Detector(args.weights, reader=_reader(args))
     if args.censored_conf is not None:
         detector.censored_conf = args.censored_conf
     report = generalisation_report(detector, load_drawings(args.data_dir), args.n, args.seed, args.out)
@@ -573,7 +631,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .inference import Detector
     from .render import read_numbers, reading_order
 
-    detector = Detector(args.weights)
+    detector = Detector(args.weights, reader=_reader(args))
     results, failed = [], 0
     for name in args.images:
         try:
@@ -619,6 +677,7 @@ def _print_serving(serving: dict[str, Any]) -> None:
 
     print(f"CPU: {serving['cpu']}; {len(serving['rounds'])} rounds, medians (range over rounds)")
     print(f"weights: {last['weights']} ({last['weights_mb']:.2f} MB)")
+    print(f"digit reader: {last['reader']} ({last['reader_mb']:.2f} MB)")
     predict = f"p50 {fig('predict_p50_ms', 'ms')}, p95 {fig('predict_p95_ms', 'ms')}"
     print(f"end-to-end predict, 400x400 canvas: {predict}")
     print(f"end-to-end predict, 1100x800 canvas with a closer look: p50 {fig('closer_looks_p50_ms', 'ms')}")
@@ -677,6 +736,7 @@ _COMMANDS = {
     "anchors": _cmd_anchors,
     "mine": _cmd_mine,
     "train": _cmd_train,
+    "train-reader": _cmd_train_reader,
     "evaluate": _cmd_evaluate,
     "report": _cmd_report,
     "export": _cmd_export,

@@ -8,3 +8,7 @@ from __future__ import annotations
 
 class UserError(Exception):
     """Base of every error whose message is meant for the user (see module doc)."""
+
+
+class WeightsError(UserError, RuntimeError):
+    """A weights file is missing, corrupted, or not a digit-detector model."""

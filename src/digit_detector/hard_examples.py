@@ -144,7 +144,7 @@ def mine_hard_examples(
     scores: dict[str, float] = {}
     for drawing in tqdm(mined, desc="mine", unit="drawing", disable=not progress):
         scene = SceneComposer.from_drawings([drawing], LONE_DRAWING_SCENES).compose(rng)
-        raw, _ = detector.infer(scene.image)
+        raw = detector.infer(scene.image).raw
         scores[drawing.id] = round(hardness(raw, drawing.class_id), 4)
     summary = _summary(mined, scores, sides)
     meta = {"weights": str(detector.weights), "seed": seed, "sides": list(summary), **summary}

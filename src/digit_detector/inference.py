@@ -11,14 +11,15 @@ import json
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
-from .classes import CENSORED_ID, CLASS_NAMES, Detection
-from .errors import UserError
+from .classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, Detection
+from .errors import WeightsError
 from .postprocess import (
     CENSORED_CONF,
     DEFAULT_CONF,
@@ -44,6 +45,7 @@ from .preprocess import (
     to_model_input,
     unlabelled_ink,
 )
+from .reader import READER_FILE, DigitReader
 
 # The ONNX weights are package data: `pip install` puts them next to this file.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -70,10 +72,6 @@ CLOSER_LOOK_SMALL_INPUT_PX = 40.0
 CENSORED_VIEW_FACTORS = (0.4,)
 CENSORED_VIEW_FLOOR = 0.1
 CENSORED_VIEW_MIN_INPUT_PX = 64.0
-
-
-class WeightsError(UserError, RuntimeError):
-    """The weights file is missing, corrupted, or not a digit-detector model."""
 
 
 def default_weights() -> Path:
@@ -144,11 +142,24 @@ class _TorchBackend:
         return out.numpy()
 
 
+@dataclass(frozen=True)
+class Inference:
+    """What `Detector.infer` found on one canvas, for any number of `Detector.decide` calls:
+    the rows of every look (N, 5 + C, in the first look's input pixels), the gray canvas, and
+    the map of boxes back to its pixels (each then fitted to the ink inside it)."""
+
+    raw: np.ndarray
+    gray: np.ndarray
+    to_source: Callable[[np.ndarray], np.ndarray]
+
+
 class Detector:
     """Finds digits, "other" drawings and "censored" drawings on a canvas image.
 
     weights: .onnx (ONNX Runtime) or .pt (torch, for development); default: bundled weights.
     backend: "onnx" or "torch"; default: from the file suffix.
+    reader: the digit reader that re-reads each digit shown (reader.py): True for the bundled
+    one, a path for another, False for none (the detector's own reading).
     Thread-safe: one instance can serve many app sessions at once.
     """
 
@@ -160,6 +171,7 @@ class Detector:
         iou: float = DEFAULT_IOU,
         threads: int = 2,
         censored_conf: float = CENSORED_CONF,
+        reader: str | Path | bool = True,
     ) -> None:
         path = Path(weights) if weights is not None else default_weights()
         if not path.is_file():
@@ -173,6 +185,8 @@ class Detector:
         self.iou = iou
         self.censored_conf = censored_conf
         self._backend: _Backend = (_OnnxBackend if backend == "onnx" else _TorchBackend)(path, threads)
+        reader_path = WEIGHTS_DIR / READER_FILE if reader is True else reader
+        self.reader = DigitReader(reader_path, threads=1) if reader_path is not False else None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -210,13 +224,11 @@ class Detector:
     ) -> list[Detection]:
         """`predict` for an image already converted by `to_gray_on_white` (the app converts
         once and passes the gray image on)."""
-        raw, to_source = self.infer(gray)
-        return self.decide(raw, to_source, conf, iou, censored_conf, all_candidates)
+        return self.decide(self.infer(gray), conf, iou, censored_conf, all_candidates)
 
-    def infer(self, gray: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
-        """Letterbox and model: the decoded output (N, 5 + C, in the first look's input pixels)
-        and the map of its boxes back to `gray`'s pixels (each then fitted to the ink inside
-        it), for any number of `decide` calls.
+    def infer(self, gray: np.ndarray) -> Inference:
+        """Letterbox and model: the decoded output of every look and the map of its boxes back
+        to `gray`'s pixels (`Inference`), for any number of `decide` calls.
 
         The letterbox frames all the ink, so a row of small digits or small writing beside a
         large drawing reaches the model a few pixels tall. Then the model looks again, closer,
@@ -236,7 +248,7 @@ class Detector:
             source = letterbox.to_source(boxes)
             return fit_to_ink(source, gray, _fit_reach(source, letterbox, looks))
 
-        return raw, to_source
+        return Inference(raw, gray, to_source)
 
     def _with_censored_views(self, gray: np.ndarray, letterbox: Letterbox, raw: np.ndarray) -> np.ndarray:
         """The first look's rows, each large censored read (CENSORED_VIEW_FLOOR,
@@ -295,14 +307,15 @@ class Detector:
 
     def decide(
         self,
-        raw: np.ndarray,
-        to_source: Callable[[np.ndarray], np.ndarray],
+        inference: Inference,
         conf: float | None = None,
         iou: float | None = None,
         censored_conf: float | None = None,
         all_candidates: bool = False,
     ) -> list[Detection]:
-        """Decisions on a raw output, boxes mapped back by `to_source` (see `predict`)."""
+        """Decisions on what `infer` found (see `predict`). The mAP candidates are the
+        detector's own; what is shown has each digit re-read by the reader, if any."""
+        raw = inference.raw
         iou = self.iou if iou is None else iou
         if all_candidates:
             boxes, scores, ids = postprocess_for_map(raw, EVAL_CONF if conf is None else conf, iou)
@@ -313,9 +326,10 @@ class Detector:
                 iou,
                 self.censored_conf if censored_conf is None else censored_conf,
             )
-        boxes = to_source(boxes)
+        boxes = inference.to_source(boxes)
         if not all_candidates:
             boxes, scores, ids = one_label_per_object(boxes, scores, ids, iou)
+            ids = self._read_digits(inference.gray, boxes, ids)
         return [
             Detection(
                 label=CLASS_NAMES[c],
@@ -325,6 +339,15 @@ class Detector:
             )
             for b, s, c in zip(boxes, scores, ids, strict=True)
         ]
+
+    def _read_digits(self, gray: np.ndarray, boxes: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Each digit's class as the reader reads its crop; the rest as they are."""
+        digits = np.isin(ids, list(DIGIT_IDS))
+        if self.reader is None or not digits.any():
+            return ids
+        ids = ids.copy()
+        ids[digits] = self.reader.read(gray, boxes[digits]).argmax(axis=1)  # reader class i = digit i
+        return ids
 
 
 def _fit_reach(boxes: np.ndarray, first: Letterbox, closer: list[Letterbox]) -> np.ndarray:

@@ -206,13 +206,13 @@ def run_group(
     pixelated = digit_shown = no_digit = 0
     for _ in tqdm(range(count), desc=group.name, unit="img", leave=False):
         scene = composer.compose(rng)
-        raw, to_source = detector.infer(scene.image)
-        shown = detector.decide(raw, to_source, censored_conf=0.01)
+        inference = detector.infer(scene.image)
+        shown = detector.decide(inference, censored_conf=0.01)
         censored = [d.score for d in shown if d.class_id == CENSORED_ID]
         result.max_censored.append(max(censored, default=0.0))
         shown = [d for d in shown if d.class_id != CENSORED_ID or d.score >= detector.censored_conf]
         truths.append(ImageTruth(scene.boxes, scene.class_ids))
-        preds.append(_as_prediction(detector.decide(raw, to_source, all_candidates=True)))
+        preds.append(_as_prediction(detector.decide(inference, all_candidates=True)))
         pixelated += any(d.class_id == CENSORED_ID for d in shown)
         if not any(int(c) in DIGIT_IDS for c in scene.class_ids):
             no_digit += 1
@@ -266,6 +266,7 @@ def generalisation_report(
     sweep = censored_sweep(results["real_obscene"].max_censored, ordinary)
     report: dict[str, Any] = {
         "weights": str(detector.weights),
+        "reader": str(detector.reader.path) if detector.reader is not None else None,
         "conf": detector.conf,
         "censored_conf": detector.censored_conf,
         "images_per_group": count,

@@ -1,0 +1,103 @@
+"""Digit reader: a second look at each digit the detector shows, cut out on its own.
+
+The detector decides where the digits are. Which digit each one is, it reads from a 192-px view
+of the whole canvas in which neighbours crowd it (in multi-digit numbers it reads about 98.4%
+of the digits right, so a five-digit number is read exactly about nine times in ten). The
+reader is a small classifier over one digit's crop: the digit's box made square with a margin
+(`CROP_MARGIN`), resized by area to `READER_INPUT_PX` and its ink normalised like the
+detector's input (`normalise_ink`). It is trained on crops of the composed training scenes
+(`reader_train.py`, training-split writers only) and relabels every digit the detector shows;
+the score shown stays the detector's (how sure it is that a digit is there).
+
+Serving needs no torch: the reader is a small ONNX file beside the detector's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .classes import DIGIT_IDS
+from .errors import WeightsError
+from .preprocess import INPUT_SCALE, PAD_VALUE, normalise_ink
+
+READER_INPUT_PX = 32
+CROP_MARGIN = 1.15  # crop side = this x the box's longer side (+ CROP_PAD_PX)
+CROP_PAD_PX = 2.0
+READER_FILE = "digit-reader.onnx"
+METADATA_KEY = "digit_reader"
+
+
+def reader_crop(gray: np.ndarray, box: np.ndarray | tuple[float, ...]) -> np.ndarray:
+    """The reader's input for one box (x1, y1, x2, y2 in `gray`'s pixels): a square around the
+    box's centre, CROP_MARGIN x its longer side, white beyond the image, resized by area to
+    (READER_INPUT_PX, READER_INPUT_PX), ink normalised; float32, white = 1.0."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1, 1.0) * CROP_MARGIN + CROP_PAD_PX
+    n = int(np.ceil(side))
+    left, top = int(np.floor((x1 + x2 - n) / 2)), int(np.floor((y1 + y2 - n) / 2))
+    square = np.full((n, n), PAD_VALUE, np.uint8)
+    height, width = gray.shape
+    sx1, sy1, sx2, sy2 = max(left, 0), max(top, 0), min(left + n, width), min(top + n, height)
+    if sx2 > sx1 and sy2 > sy1:
+        square[sy1 - top : sy2 - top, sx1 - left : sx2 - left] = gray[sy1:sy2, sx1:sx2]
+    interpolation = cv2.INTER_AREA if n > READER_INPUT_PX else cv2.INTER_LINEAR
+    small = cv2.resize(square, (READER_INPUT_PX, READER_INPUT_PX), interpolation=interpolation)
+    return normalise_ink(small).astype(np.float32) * np.float32(INPUT_SCALE)
+
+
+def reader_batch(gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The reader's input for several boxes: (N, 1, READER_INPUT_PX, READER_INPUT_PX)."""
+    crops = [reader_crop(gray, box) for box in boxes]
+    return (
+        np.stack(crops)[:, None] if crops else np.zeros((0, 1, READER_INPUT_PX, READER_INPUT_PX), np.float32)
+    )
+
+
+def reader_metadata(source: dict[str, Any]) -> dict[str, Any]:
+    """What an exported reader records, and what `DigitReader` checks on loading: the crop it
+    was trained on must be the crop it is served."""
+    return {
+        "input_px": READER_INPUT_PX,
+        "crop_margin": CROP_MARGIN,
+        "crop_pad_px": CROP_PAD_PX,
+        "classes": [str(i) for i in DIGIT_IDS],
+        "source": source,
+    }
+
+
+class DigitReader:
+    """Serving: the ONNX reader. `read(gray, boxes)` -> (N, 10) digit probabilities."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"digit reader not found: {path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.metadata = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+        except Exception as exc:  # ORT's own types for a damaged file; KeyError/JSON for foreign ones
+            raise WeightsError(
+                f"cannot load the digit reader {path}: corrupted, or not exported by "
+                f"`digit-detector train-reader` ({type(exc).__name__}: {exc})"
+            ) from exc
+        expected = reader_metadata(self.metadata.get("source", {}))
+        if any(self.metadata.get(key) != expected[key] for key in expected if key != "source"):
+            raise WeightsError(f"{path} was trained on another crop than this version serves; retrain it")
+        self.path = path
+        self.input_name = self.session.get_inputs()[0].name
+
+    def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        if len(boxes) == 0:
+            return np.zeros((0, len(DIGIT_IDS)), np.float32)
+        return np.asarray(self.session.run(None, {self.input_name: reader_batch(gray, boxes)})[0])

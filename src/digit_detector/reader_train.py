@@ -1,0 +1,186 @@
+"""Training the digit reader (reader.py): crops of the digits in composed scenes, a small CNN,
+ONNX export with a parity check.
+
+Crops come from the scenes the detector trains on (SceneConfig defaults: every kind of scene,
+canvas size and stroke width), training-split writers only; each box is jittered a little, as
+the detector's fitted boxes are never exact. Validation crops come from the writer-disjoint
+split. The run writes `digit-reader.onnx` (served) and `digit-reader.pt` (state dict and
+config, to look into a run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .classes import DIGIT_IDS
+from .data.compose import SceneComposer, SceneConfig
+from .data.strokes import Drawing
+from .errors import UserError
+from .reader import METADATA_KEY as READER_METADATA_KEY
+from .reader import READER_FILE, DigitReader, reader_crop, reader_metadata
+
+PARITY_TOL = 1e-4
+
+
+@dataclass
+class ReaderTrainConfig:
+    scenes: int = 30_000
+    val_scenes: int = 2_000
+    epochs: int = 8
+    batch_size: int = 256
+    lr: float = 4e-3
+    width: int = 16  # channels of the first block; 16 keeps the file near 330 KB
+    box_jitter: float = 0.05  # std of each box side's shift, x the box's longer side
+    seed: int = 0
+
+
+class ReaderNet(nn.Module):
+    """Three blocks of two 3x3 convolutions (32 -> 16 -> 8 -> 4 px), a linear layer to the 10
+    digits; softmax at the end, so the exported file returns probabilities."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            layers: list[nn.Module] = []
+            for c in (cin, cout):
+                layers += [nn.Conv2d(c, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+            return nn.Sequential(*layers, nn.MaxPool2d(2))
+
+        self.features = nn.Sequential(block(1, width), block(width, 2 * width), block(2 * width, 4 * width))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * width * 16, len(DIGIT_IDS)))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.logits(x), dim=1)
+
+
+def digit_crops(
+    composer: SceneComposer, scenes: int, rng: np.random.Generator, jitter: float, desc: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reader inputs (N, 1, S, S) and digit labels (N,) of every digit in `scenes` scenes."""
+    crops, labels = [], []
+    for _ in tqdm(range(scenes), desc=desc, unit="scene", leave=False):
+        scene = composer.compose(rng)
+        for box, class_id in zip(scene.boxes, scene.class_ids, strict=True):
+            if int(class_id) not in DIGIT_IDS:
+                continue
+            shift = rng.normal(0.0, jitter, 4) * max(box[2] - box[0], box[3] - box[1])
+            crops.append(reader_crop(scene.image, box + shift))
+            labels.append(int(class_id))
+    if not crops:
+        raise UserError(f"{desc}: the scenes hold no digits (no digit drawings in this split?)")
+    return torch.from_numpy(np.stack(crops)[:, None]), torch.tensor(labels)
+
+
+@torch.no_grad()
+def accuracy(net: ReaderNet, crops: torch.Tensor, labels: torch.Tensor) -> float:
+    net.eval()
+    right = sum(
+        int((net.logits(crops[i : i + 1024]).argmax(1) == labels[i : i + 1024]).sum())
+        for i in range(0, len(labels), 1024)
+    )
+    return right / len(labels)
+
+
+def train_reader(
+    train: list[Drawing], val: list[Drawing], config: ReaderTrainConfig, out: Path, commit: str = ""
+) -> dict[str, Any]:
+    """Train, export `out/digit-reader.onnx` (checked against torch) and `out/digit-reader.pt`;
+    returns the run's summary (crops, accuracy per epoch, seconds)."""
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    x, y = digit_crops(
+        SceneComposer.from_drawings(train, SceneConfig()),
+        config.scenes,
+        rng,
+        config.box_jitter,
+        "train crops",
+    )
+    vx, vy = digit_crops(
+        SceneComposer.from_drawings(val, SceneConfig()), config.val_scenes, rng, 0.0, "val crops"
+    )
+    net = ReaderNet(config.width)
+    batches = max(1, len(y) // config.batch_size)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * batches)
+    history = []
+    bar = tqdm(total=config.epochs * batches, desc="reader", unit="batch")
+    for epoch in range(config.epochs):
+        net.train()
+        order = torch.randperm(len(y))
+        for b in range(batches):
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            loss = nn.functional.cross_entropy(net.logits(x[idx]), y[idx], label_smoothing=0.05)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        history.append({"epoch": epoch + 1, "val_accuracy": round(accuracy(net, vx, vy), 4)})
+        bar.write(f"epoch {epoch + 1}: writer-disjoint accuracy {history[-1]['val_accuracy']:.4f}")
+    bar.close()
+    summary = {
+        "config": asdict(config),
+        "commit": commit,
+        "train_crops": len(y),
+        "val_crops": len(vy),
+        "history": history,
+        "val_accuracy": history[-1]["val_accuracy"],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": net.state_dict(), "summary": summary}, out / "digit-reader.pt")
+    summary["parity_max_diff"] = export_reader(net.eval(), out / READER_FILE, vx[:64], summary)
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    return summary
+
+
+def export_reader(net: ReaderNet, path: Path, sample: torch.Tensor, source: dict[str, Any]) -> float:
+    """ONNX file with the reader's metadata, checked against torch on `sample`; returns the
+    largest probability difference. A file that disagrees is not kept."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            net,
+            (sample[:1],),
+            dynamo=True,
+            input_names=["crops"],
+            output_names=["probabilities"],
+            dynamic_shapes={"x": {0: torch.export.Dim("batch", max=256)}},
+            external_data=False,
+            verbose=False,
+        )
+    assert program is not None
+    proto = program.model_proto
+    meta = reader_metadata({k: source[k] for k in ("commit", "val_accuracy", "train_crops")})
+    proto.metadata_props.append(onnx.StringStringEntryProto(key=READER_METADATA_KEY, value=json.dumps(meta)))
+    tmp = path.with_suffix(".onnx.tmp")
+    onnx.save_model(proto, str(tmp))
+    try:
+        served = DigitReader(tmp).session.run(None, {"crops": sample.numpy()})[0]
+        with torch.no_grad():
+            diff = float(np.abs(served - net(sample).numpy()).max())
+        if diff > PARITY_TOL:
+            raise UserError(f"exported reader disagrees with torch (max diff {diff:.2e}); nothing written")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+    return diff

@@ -1,0 +1,127 @@
+"""The digit reader: its crop, its training command and file, and the Detector re-reading digits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+
+from digit_detector import Detector, WeightsError
+from digit_detector.cli import main
+from digit_detector.reader import READER_FILE, READER_INPUT_PX, DigitReader, reader_batch, reader_crop
+
+from .conftest import SHIPPED_READER, render_digit_canvas
+
+
+def test_crop_centres_the_box_squared_with_a_margin() -> None:
+    """A 10x40 black bar in a 400x300 image: the crop is the bar's box squared (46 px =
+    40 x 1.15 + 2) about its centre, so the bar fills the crop's middle, 40/46 of its height."""
+    gray = np.full((300, 400), 255, np.uint8)
+    gray[100:140, 200:210] = 0
+    crop = reader_crop(gray, (200, 100, 210, 140))
+    assert crop.shape == (READER_INPUT_PX, READER_INPUT_PX) and crop.dtype == np.float32
+    inked_rows = np.flatnonzero(crop.min(axis=1) < 0.5)
+    inked_cols = np.flatnonzero(crop.min(axis=0) < 0.5)
+    assert inked_rows[0] in (2, 3) and inked_rows[-1] in (28, 29)  # 32 x 40/46 = 27.8 rows, centred
+    assert abs((inked_cols[0] + inked_cols[-1]) / 2 - 15.5) <= 0.5 and len(inked_cols) in (
+        6,
+        7,
+        8,
+    )  # 10 x 32/46 = 7.0
+    assert crop.max() == 1.0  # white stays white
+
+
+def test_crop_pads_with_paper_beyond_the_image_and_shows_faint_ink_dark() -> None:
+    """A box at the image's corner is padded with white, not wrapped or clipped off-centre;
+    a faint 1-px line comes out dark (the detector's ink normalisation)."""
+    gray = np.full((100, 100), 255, np.uint8)
+    gray[0:20, 0] = 200  # faint, 1 px, at the very edge
+    crop = reader_crop(gray, (0, 0, 1, 20))
+    assert crop[:, :12].min() == 1.0  # left of the box: padding, not image
+    assert crop.min() < 0.6  # stretched: 200 alone would be 0.78 after the area resize
+    assert reader_crop(gray, (500, 500, 500, 500)).min() == 1.0  # a box off the image: all paper
+    assert reader_batch(gray, np.zeros((0, 4))).shape == (0, 1, READER_INPUT_PX, READER_INPUT_PX)
+
+
+def test_train_reader_writes_a_served_reader(stroke_dir: Path, tmp_path: Path) -> None:
+    """The command trains on the fixture strokes, writes the ONNX file with its metadata and a
+    summary; the file loads as a DigitReader and gives a distribution over the ten digits."""
+    out = tmp_path / "reader"
+    args = ["--data-dir", str(stroke_dir), "--out", str(out), "--scenes", "30", "--val-scenes", "10"]
+    assert main(["train-reader", *args, "--epochs", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train_crops"] > 30 and 0.0 <= summary["val_accuracy"] <= 1.0
+    assert summary["parity_max_diff"] < 1e-4
+    reader = DigitReader(out / READER_FILE)
+    assert reader.metadata["source"]["train_crops"] == summary["train_crops"]
+    gray = 255 - render_digit_canvas("4")[..., 3]
+    probs = reader.read(gray, np.array([[120.0, 70, 280, 330], [0, 0, 50, 50]]))
+    assert probs.shape == (2, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_train_reader_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "file"
+    file.write_text("x")
+    assert main(["train-reader", "--out", str(file), "--data-dir", str(tmp_path)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train-reader", "--out", str(tmp_path / "r"), "--epochs", "0"])
+
+
+def test_a_missing_damaged_or_foreign_reader_is_refused(tmp_path: Path, onnx_weights: Path) -> None:
+    with pytest.raises(WeightsError, match="not found"):
+        DigitReader(tmp_path / "none.onnx")
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(SHIPPED_READER.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match="corrupted"):
+        DigitReader(damaged)
+    with pytest.raises(WeightsError, match="corrupted"):
+        DigitReader(onnx_weights)  # the detector's file: no reader metadata
+    other_crop = onnx.load(str(SHIPPED_READER))
+    meta = next(p for p in other_crop.metadata_props if p.key == "digit_reader")
+    meta.value = json.dumps({**json.loads(meta.value), "input_px": 28})
+    onnx.save(other_crop, str(tmp_path / "other-crop.onnx"))
+    with pytest.raises(WeightsError, match="another crop"):
+        DigitReader(tmp_path / "other-crop.onnx")
+    with pytest.raises(WeightsError, match="not found"):
+        Detector(onnx_weights, reader=tmp_path / "none.onnx")
+
+
+class _ReadsEverythingAs:
+    def __init__(self, digit: int) -> None:
+        self.digit = digit
+        self.calls: list[int] = []
+
+    def read(self, gray: np.ndarray, boxes: np.ndarray) -> Any:
+        self.calls.append(len(boxes))
+        return np.eye(10, dtype=np.float32)[[self.digit] * len(boxes)]
+
+
+def test_the_reader_names_each_digit_shown_and_nothing_else(onnx_weights: Path) -> None:
+    """With a reader that reads every crop as 3, the shown digit becomes a 3 with the detector's
+    score and box; mAP candidates and non-digits keep the detector's classes; no digit shown,
+    no reader run."""
+    detector = Detector(onnx_weights, reader=False)
+    canvas = render_digit_canvas("7")
+    own = detector.predict(canvas)
+    assert [d.label for d in own] == ["7"]
+    detector.reader = fake = _ReadsEverythingAs(3)  # type: ignore[assignment]
+    reread = detector.predict(canvas)
+    assert [(d.label, d.class_id, d.score, d.box) for d in reread] == [("3", 3, own[0].score, own[0].box)]
+    assert "7" in {d.label for d in detector.predict(canvas, all_candidates=True)}
+    assert fake.calls == [1]
+    assert detector.predict(np.full((200, 200), 255, np.uint8)) == [] and fake.calls == [1]
+
+
+def test_the_shipped_reader_reads_rendered_digits(onnx_weights: Path) -> None:
+    """The bundled reader is on by default and reads each fixture digit as drawn."""
+    detector = Detector(onnx_weights)
+    assert isinstance(detector.reader, DigitReader) and detector.reader.path == SHIPPED_READER
+    for label in "0123456789":
+        shown = detector.predict(render_digit_canvas(label, seed=3))
+        assert [d.label for d in shown] == [label]
