@@ -256,6 +256,7 @@ def _add_train_reader(sub: Any) -> None:
     tr.add_argument("--scenes", type=_positive_int, default=None, help="training scenes (default 30000)")
     tr.add_argument("--val-scenes", type=_positive_int, default=None, help="validation scenes (default 2000)")
     tr.add_argument("--epochs", type=_positive_int, default=None, help="default 8")
+    tr.add_argument("--width", type=_positive_int, default=None, help="first block channels (default 16)")
     tr.add_argument("--seed", type=_count, default=0)
     tr.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")
 
@@ -558,6 +559,7 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         scenes=args.scenes or defaults.scenes,
         val_scenes=args.val_scenes or defaults.val_scenes,
         epochs=args.epochs or defaults.epochs,
+        width=args.width or defaults.width,
         seed=args.seed,
     )
     if args.out.exists() and not args.out.is_dir():
