@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from digit_detector import Detector, WeightsError
+from digit_detector.classes import OTHER_ID
 from digit_detector.cli import main
 from digit_detector.reader import READER_FILE, READER_INPUT_PX, DigitReader, reader_batch, reader_crop
+from digit_detector.reader_train import ReaderNet, accuracies
 
 from .conftest import SHIPPED_READER, render_digit_canvas
 
@@ -88,18 +91,26 @@ def test_a_missing_damaged_or_foreign_reader_is_refused(tmp_path: Path, onnx_wei
     onnx.save(other_crop, str(tmp_path / "other-crop.onnx"))
     with pytest.raises(WeightsError, match="another crop"):
         DigitReader(tmp_path / "other-crop.onnx")
+    meta.value = json.dumps({**json.loads(meta.value), "input_px": READER_INPUT_PX, "classes": ["a", "b"]})
+    onnx.save(other_crop, str(tmp_path / "other-classes.onnx"))
+    with pytest.raises(WeightsError, match="reads the classes"):
+        DigitReader(tmp_path / "other-classes.onnx")
     with pytest.raises(WeightsError, match="not found"):
         Detector(onnx_weights, reader=tmp_path / "none.onnx")
 
 
 class _ReadsEverythingAs:
-    def __init__(self, digit: int) -> None:
-        self.digit = digit
+    """A reader of the digits and "other" (class ids 0-10) that reads every crop as `class_id`."""
+
+    class_ids = np.arange(11)
+
+    def __init__(self, class_id: int) -> None:
+        self.class_id = class_id
         self.calls: list[int] = []
 
     def read(self, gray: np.ndarray, boxes: np.ndarray) -> Any:
         self.calls.append(len(boxes))
-        return np.eye(10, dtype=np.float32)[[self.digit] * len(boxes)]
+        return np.eye(11, dtype=np.float32)[[self.class_id] * len(boxes)]
 
 
 def test_the_reader_names_each_digit_shown_and_nothing_else(onnx_weights: Path) -> None:
@@ -116,6 +127,57 @@ def test_the_reader_names_each_digit_shown_and_nothing_else(onnx_weights: Path) 
     assert "7" in {d.label for d in detector.predict(canvas, all_candidates=True)}
     assert fake.calls == [1]
     assert detector.predict(np.full((200, 200), 255, np.uint8)) == [] and fake.calls == [1]
+
+
+def test_a_digit_the_reader_reads_as_other_is_shown_as_other(onnx_weights: Path) -> None:
+    """A reader trained with --read-other that reads the crop as "other": the digit shown
+    becomes "other" (score and box the detector's), so no digit is read into the number."""
+    detector = Detector(onnx_weights, reader=False)
+    canvas = render_digit_canvas("7")
+    own = detector.predict(canvas)
+    detector.reader = _ReadsEverythingAs(OTHER_ID)  # type: ignore[assignment]
+    shown = detector.predict(canvas)
+    assert [(d.label, d.class_id, d.score, d.box) for d in shown] == [
+        ("other", OTHER_ID, own[0].score, own[0].box)
+    ]
+
+
+def test_train_reader_read_other_learns_and_exports_the_other_class(stroke_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reader"
+    args = ["--data-dir", str(stroke_dir), "--out", str(out), "--scenes", "30", "--val-scenes", "10"]
+    assert main(["train-reader", *args, "--val-scenes", "40", "--epochs", "1", "--read-other"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (
+        summary["config"]["classes"][-1] == "other"
+        and 0 < summary["train_other_crops"] < summary["train_crops"]
+    )
+    reader = DigitReader(out / READER_FILE)
+    assert reader.classes == (*"0123456789", "other") and list(reader.class_ids) == [*range(10), OTHER_ID]
+    assert reader.read(np.full((50, 50), 255, np.uint8), np.array([[0.0, 0, 50, 50]])).shape == (1, 11)
+
+
+class _Reads:
+    """Stands in for ReaderNet: `logits` reads crop i as class reads[i]."""
+
+    def __init__(self, reads: list[int]) -> None:
+        self.reads = reads
+
+    def eval(self) -> None:
+        pass
+
+    def logits(self, crops: torch.Tensor) -> torch.Tensor:
+        return torch.eye(11)[self.reads[: len(crops)]]
+
+
+def test_accuracies_count_digits_and_other_apart() -> None:
+    """Four digit crops (one read as "other") and two other crops (one read as a digit)."""
+    labels = torch.tensor([3, 3, 7, 1, 10, 10])
+    net = cast(ReaderNet, _Reads([3, 3, 7, 10, 10, 4]))
+    crops = torch.zeros(6, 1, READER_INPUT_PX, READER_INPUT_PX)
+    both = {"val_accuracy": 0.75, "val_other_accuracy": 0.5}
+    assert accuracies(net, crops, labels, read_other=True) == both
+    assert accuracies(net, crops[:4], labels[:4], read_other=False) == {"val_accuracy": 0.75}
+    assert accuracies(net, crops[:4], labels[:4], read_other=True)["val_other_accuracy"] is None
 
 
 def test_the_shipped_reader_reads_rendered_digits(onnx_weights: Path) -> None:

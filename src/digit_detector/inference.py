@@ -343,12 +343,13 @@ class Detector:
         ]
 
     def _read_digits(self, gray: np.ndarray, boxes: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Each digit's class as the reader reads its crop; the rest as they are."""
+        """Each digit's class as the reader reads its crop (a digit, or "other" for a reader
+        that reads it); the rest as they are."""
         digits = np.isin(ids, list(DIGIT_IDS))
         if self.reader is None or not digits.any():
             return ids
         ids = ids.copy()
-        ids[digits] = self.reader.read(gray, boxes[digits]).argmax(axis=1)  # reader class i = digit i
+        ids[digits] = self.reader.class_ids[self.reader.read(gray, boxes[digits]).argmax(axis=1)]
         return ids
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .classes import DIGIT_IDS
+from .classes import CLASS_ID_BY_NAME, CLASS_NAMES, DIGIT_IDS, OTHER_ID
 from .errors import WeightsError
 from .preprocess import INPUT_SCALE, PAD_VALUE, normalise_ink
 
@@ -30,6 +30,10 @@ CROP_MARGIN = 1.15  # crop side = this x the box's longer side (+ CROP_PAD_PX)
 CROP_PAD_PX = 2.0
 READER_FILE = "digit-reader.onnx"
 METADATA_KEY = "digit_reader"
+DIGIT_CLASSES: tuple[str, ...] = tuple(CLASS_NAMES[i] for i in sorted(DIGIT_IDS))
+# A reader trained with `--read-other` also tells a digit from something that is not one.
+DIGIT_OR_OTHER_CLASSES: tuple[str, ...] = (*DIGIT_CLASSES, CLASS_NAMES[OTHER_ID])
+READER_CLASS_SETS = (DIGIT_CLASSES, DIGIT_OR_OTHER_CLASSES)
 
 
 def reader_crop(gray: np.ndarray, box: np.ndarray | tuple[float, ...]) -> np.ndarray:
@@ -58,20 +62,21 @@ def reader_batch(gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     )
 
 
-def reader_metadata(source: dict[str, Any]) -> dict[str, Any]:
+def reader_metadata(source: dict[str, Any], classes: tuple[str, ...] = DIGIT_CLASSES) -> dict[str, Any]:
     """What an exported reader records, and what `DigitReader` checks on loading: the crop it
-    was trained on must be the crop it is served."""
+    was trained on must be the crop it is served; `classes` are its outputs, in order."""
     return {
         "input_px": READER_INPUT_PX,
         "crop_margin": CROP_MARGIN,
         "crop_pad_px": CROP_PAD_PX,
-        "classes": [str(i) for i in DIGIT_IDS],
+        "classes": list(classes),
         "source": source,
     }
 
 
 class DigitReader:
-    """Serving: the ONNX reader. `read(gray, boxes)` -> (N, 10) digit probabilities."""
+    """Serving: the ONNX reader. `read(gray, boxes)` -> (N, len(classes)) probabilities;
+    `class_ids[i]` is output i's detector class id."""
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -91,13 +96,18 @@ class DigitReader:
                 f"cannot load the digit reader {path}: corrupted, or not exported by "
                 f"`digit-detector train-reader` ({type(exc).__name__}: {exc})"
             ) from exc
-        expected = reader_metadata(self.metadata.get("source", {}))
+        classes = tuple(self.metadata.get("classes", ()))
+        if classes not in READER_CLASS_SETS:
+            raise WeightsError(f"{path} reads the classes {list(classes)}; this version serves digit readers")
+        expected = reader_metadata(self.metadata.get("source", {}), classes)
         if any(self.metadata.get(key) != expected[key] for key in expected if key != "source"):
             raise WeightsError(f"{path} was trained on another crop than this version serves; retrain it")
+        self.classes = classes
+        self.class_ids = np.array([CLASS_ID_BY_NAME[name] for name in classes])
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
 
     def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         if len(boxes) == 0:
-            return np.zeros((0, len(DIGIT_IDS)), np.float32)
+            return np.zeros((0, len(self.classes)), np.float32)
         return np.asarray(self.session.run(None, {self.input_name: reader_batch(gray, boxes)})[0])

@@ -25,12 +25,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .classes import DIGIT_IDS
+from .classes import CLASS_ID_BY_NAME, DIGIT_IDS
 from .data.compose import SceneComposer, SceneConfig
 from .data.strokes import Drawing
 from .errors import UserError
+from .reader import (
+    DIGIT_CLASSES,
+    DIGIT_OR_OTHER_CLASSES,
+    READER_FILE,
+    DigitReader,
+    reader_crop,
+    reader_metadata,
+)
 from .reader import METADATA_KEY as READER_METADATA_KEY
-from .reader import READER_FILE, DigitReader, reader_crop, reader_metadata
 
 PARITY_TOL = 1e-4
 
@@ -44,14 +51,20 @@ class ReaderTrainConfig:
     lr: float = 4e-3
     width: int = 16  # channels of the first block; 16 keeps the file near 330 KB
     box_jitter: float = 0.05  # std of each box side's shift, x the box's longer side
+    read_other: bool = False  # also learn "other" (crops of the scenes' other drawings)
     seed: int = 0
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return DIGIT_OR_OTHER_CLASSES if self.read_other else DIGIT_CLASSES
 
 
 class ReaderNet(nn.Module):
-    """Three blocks of two 3x3 convolutions (32 -> 16 -> 8 -> 4 px), a linear layer to the 10
-    digits; softmax at the end, so the exported file returns probabilities."""
+    """Three blocks of two 3x3 convolutions (32 -> 16 -> 8 -> 4 px), a linear layer to the
+    classes (the 10 digits, or those and "other"); softmax at the end, so the exported file
+    returns probabilities."""
 
-    def __init__(self, width: int = 16) -> None:
+    def __init__(self, width: int = 16, outputs: int = len(DIGIT_IDS)) -> None:
         super().__init__()
 
         def block(cin: int, cout: int) -> nn.Sequential:
@@ -61,7 +74,7 @@ class ReaderNet(nn.Module):
             return nn.Sequential(*layers, nn.MaxPool2d(2))
 
         self.features = nn.Sequential(block(1, width), block(width, 2 * width), block(2 * width, 4 * width))
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * width * 16, len(DIGIT_IDS)))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * width * 16, outputs))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -70,32 +83,45 @@ class ReaderNet(nn.Module):
         return torch.softmax(self.logits(x), dim=1)
 
 
-def digit_crops(
-    composer: SceneComposer, scenes: int, rng: np.random.Generator, jitter: float, desc: str
+def reader_crops(
+    composer: SceneComposer,
+    scenes: int,
+    rng: np.random.Generator,
+    jitter: float,
+    desc: str,
+    classes: tuple[str, ...] = DIGIT_CLASSES,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reader inputs (N, 1, S, S) and digit labels (N,) of every digit in `scenes` scenes."""
+    """Reader inputs (N, 1, S, S) and labels (N, indices into `classes`) of every object of
+    those classes in `scenes` scenes."""
+    label_of = {CLASS_ID_BY_NAME[name]: i for i, name in enumerate(classes)}
     crops, labels = [], []
     for _ in tqdm(range(scenes), desc=desc, unit="scene", leave=False):
         scene = composer.compose(rng)
         for box, class_id in zip(scene.boxes, scene.class_ids, strict=True):
-            if int(class_id) not in DIGIT_IDS:
+            if int(class_id) not in label_of:
                 continue
             shift = rng.normal(0.0, jitter, 4) * max(box[2] - box[0], box[3] - box[1])
             crops.append(reader_crop(scene.image, box + shift))
-            labels.append(int(class_id))
-    if not crops:
+            labels.append(label_of[int(class_id)])
+    if not any(label < len(DIGIT_IDS) for label in labels):
         raise UserError(f"{desc}: the scenes hold no digits (no digit drawings in this split?)")
     return torch.from_numpy(np.stack(crops)[:, None]), torch.tensor(labels)
 
 
 @torch.no_grad()
-def accuracy(net: ReaderNet, crops: torch.Tensor, labels: torch.Tensor) -> float:
+def accuracies(
+    net: ReaderNet, crops: torch.Tensor, labels: torch.Tensor, read_other: bool
+) -> dict[str, float | None]:
+    """The share of digit crops read as their digit (`val_accuracy`) and, for a reader that
+    reads "other", of other crops read as "other" (`val_other_accuracy`; None without any)."""
     net.eval()
-    right = sum(
-        int((net.logits(crops[i : i + 1024]).argmax(1) == labels[i : i + 1024]).sum())
-        for i in range(0, len(labels), 1024)
-    )
-    return right / len(labels)
+    read = torch.cat([net.logits(crops[i : i + 1024]).argmax(1) for i in range(0, len(labels), 1024)])
+    right, digits = read == labels, labels < len(DIGIT_IDS)
+    shares: dict[str, float | None] = {"val_accuracy": round(float(right[digits].float().mean()), 4)}
+    if read_other:
+        others = right[~digits]
+        shares["val_other_accuracy"] = round(float(others.float().mean()), 4) if len(others) else None
+    return shares
 
 
 def train_reader(
@@ -106,17 +132,23 @@ def train_reader(
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    x, y = digit_crops(
+    x, y = reader_crops(
         SceneComposer.from_drawings(train, SceneConfig()),
         config.scenes,
         rng,
         config.box_jitter,
         "train crops",
+        config.classes,
     )
-    vx, vy = digit_crops(
-        SceneComposer.from_drawings(val, SceneConfig()), config.val_scenes, rng, 0.0, "val crops"
+    vx, vy = reader_crops(
+        SceneComposer.from_drawings(val, SceneConfig()),
+        config.val_scenes,
+        rng,
+        0.0,
+        "val crops",
+        config.classes,
     )
-    net = ReaderNet(config.width)
+    net = ReaderNet(config.width, len(config.classes))
     batches = max(1, len(y) // config.batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * batches)
@@ -134,16 +166,18 @@ def train_reader(
             sched.step()
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        history.append({"epoch": epoch + 1, "val_accuracy": round(accuracy(net, vx, vy), 4)})
-        bar.write(f"epoch {epoch + 1}: writer-disjoint accuracy {history[-1]['val_accuracy']:.4f}")
+        history.append({"epoch": epoch + 1, **accuracies(net, vx, vy, config.read_other)})
+        shares = ", ".join(f"{k} {v}" for k, v in history[-1].items() if k != "epoch")
+        bar.write(f"epoch {epoch + 1}, writer-disjoint crops: {shares}")
     bar.close()
     summary = {
-        "config": asdict(config),
+        "config": {**asdict(config), "classes": list(config.classes)},
         "commit": commit,
         "train_crops": len(y),
+        "train_other_crops": int((y >= len(DIGIT_IDS)).sum()),
         "val_crops": len(vy),
         "history": history,
-        "val_accuracy": history[-1]["val_accuracy"],
+        **{k: v for k, v in history[-1].items() if k != "epoch"},
     }
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": net.state_dict(), "summary": summary}, out / "digit-reader.pt")
@@ -169,7 +203,9 @@ def export_reader(net: ReaderNet, path: Path, sample: torch.Tensor, source: dict
         )
     assert program is not None
     proto = program.model_proto
-    meta = reader_metadata({k: source[k] for k in ("commit", "val_accuracy", "train_crops")})
+    meta = reader_metadata(
+        {k: source[k] for k in ("commit", "val_accuracy", "train_crops")}, tuple(source["config"]["classes"])
+    )
     proto.metadata_props.append(onnx.StringStringEntryProto(key=READER_METADATA_KEY, value=json.dumps(meta)))
     tmp = path.with_suffix(".onnx.tmp")
     onnx.save_model(proto, str(tmp))
