@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import onnx
@@ -14,10 +16,12 @@ import torch
 from digit_detector import Detector, WeightsError
 from digit_detector.classes import OTHER_ID
 from digit_detector.cli import main
+from digit_detector.data.procedural import procedural_others
+from digit_detector.data.strokes import Drawing, is_unseen_category, write_stroke_file
 from digit_detector.reader import READER_FILE, READER_INPUT_PX, DigitReader, reader_batch, reader_crop
-from digit_detector.reader_train import ReaderNet, accuracies
+from digit_detector.reader_train import ReaderNet, accuracies, real_doodles_as_other
 
-from .conftest import SHIPPED_READER, render_digit_canvas
+from .conftest import SHIPPED_READER, fixture_strokes, render_digit_canvas
 
 
 def test_crop_centres_the_box_squared_with_a_margin() -> None:
@@ -99,16 +103,15 @@ def test_a_missing_damaged_or_foreign_reader_is_refused(tmp_path: Path, onnx_wei
         Detector(onnx_weights, reader=tmp_path / "none.onnx")
 
 
-class _ReadsEverythingAs:
+class _ReadsEverythingAs(DigitReader):
     """A reader of the digits and "other" (class ids 0-10) that reads every crop as `class_id`."""
 
-    class_ids = np.arange(11)
-
-    def __init__(self, class_id: int) -> None:
+    def __init__(self, class_id: int) -> None:  # no ONNX file
+        self.class_ids = np.arange(11)
         self.class_id = class_id
         self.calls: list[int] = []
 
-    def read(self, gray: np.ndarray, boxes: np.ndarray) -> Any:
+    def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         self.calls.append(len(boxes))
         return np.eye(11, dtype=np.float32)[[self.class_id] * len(boxes)]
 
@@ -121,7 +124,7 @@ def test_the_reader_names_each_digit_shown_and_nothing_else(onnx_weights: Path) 
     canvas = render_digit_canvas("7")
     own = detector.predict(canvas)
     assert [d.label for d in own] == ["7"]
-    detector.reader = fake = _ReadsEverythingAs(3)  # type: ignore[assignment]
+    detector.reader = fake = _ReadsEverythingAs(3)
     reread = detector.predict(canvas)
     assert [(d.label, d.class_id, d.score, d.box) for d in reread] == [("3", 3, own[0].score, own[0].box)]
     assert "7" in {d.label for d in detector.predict(canvas, all_candidates=True)}
@@ -135,17 +138,70 @@ def test_a_digit_the_reader_reads_as_other_is_shown_as_other(onnx_weights: Path)
     detector = Detector(onnx_weights, reader=False)
     canvas = render_digit_canvas("7")
     own = detector.predict(canvas)
-    detector.reader = _ReadsEverythingAs(OTHER_ID)  # type: ignore[assignment]
+    detector.reader = _ReadsEverythingAs(OTHER_ID)
     shown = detector.predict(canvas)
     assert [(d.label, d.class_id, d.score, d.box) for d in shown] == [
         ("other", OTHER_ID, own[0].score, own[0].box)
     ]
 
 
+class _FixedProbabilities(DigitReader):
+    """A DigitReader (digits and "other") whose `read` gives fixed probabilities."""
+
+    def __init__(self, probs: list[list[float]]) -> None:  # no ONNX file
+        self.class_ids = np.arange(11)
+        self.probs = np.array(probs, np.float32)
+
+    def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return self.probs
+
+
+def test_classify_shows_other_only_from_the_other_threshold() -> None:
+    """p(other) 0.6 beside p(7) 0.3: "other" at a 0.5 threshold, the 7 at 0.7; a crop read
+    as a 2 stays a 2 at any threshold; a digits-only reader never says "other"."""
+    probs = [[0.0] * 7 + [0.3, 0.1, 0.0, 0.6], [0.0, 0.1, 0.8, *[0.0] * 7, 0.1]]
+    reader = _FixedProbabilities(probs)
+    gray, boxes = np.full((10, 10), 255, np.uint8), np.zeros((2, 4))
+    assert reader.classify(gray, boxes, 0.5).tolist() == [OTHER_ID, 2]
+    assert reader.classify(gray, boxes, 0.7).tolist() == [7, 2]
+    digits_only = _FixedProbabilities([row[:10] for row in probs])
+    digits_only.class_ids = np.arange(10)
+    assert digits_only.classify(gray, boxes, 0.0).tolist() == [7, 2]
+
+
+def test_a_reader_learns_other_from_real_doodles_only(drawings: list[Drawing]) -> None:
+    """Digits, censored and real doodles stay; letters/glyphs and generated shapes go."""
+    glyphs = [d for d in drawings if d.class_id == OTHER_ID and d.category is None]
+    doodle = replace(glyphs[0], id="quickdraw_other/apple/0", source="quickdraw_other", category="apple")
+    generated = procedural_others(count_per_shape=1)
+    kept = real_doodles_as_other([*drawings, doodle, *generated])
+    assert [d for d in kept if d.class_id == OTHER_ID] == [doodle]
+    assert [d for d in kept if d.class_id != OTHER_ID] == [d for d in drawings if d.class_id != OTHER_ID]
+
+
+def _with_doodles(stroke_dir: Path, root: Path) -> Path:
+    """A copy of the fixture folder with a few Quick, Draw! doodles of trained categories."""
+    shutil.copytree(stroke_dir, root)
+    rng = np.random.default_rng(0)
+    records = [
+        {
+            "id": f"d{i}",
+            "label": "other",
+            "text": category,
+            "writer": None,
+            "strokes": fixture_strokes("other", rng),
+        }
+        for i, category in enumerate(["apple", "tree", "house", "car"] * 3)
+    ]
+    assert not any(is_unseen_category(r["text"]) for r in records)
+    write_stroke_file(root / "strokes" / "quickdraw_other.jsonl.gz", records)
+    return root
+
+
 def test_train_reader_read_other_learns_and_exports_the_other_class(stroke_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "reader"
-    args = ["--data-dir", str(stroke_dir), "--out", str(out), "--scenes", "30", "--val-scenes", "10"]
-    assert main(["train-reader", *args, "--val-scenes", "40", "--epochs", "1", "--read-other"]) == 0
+    out, data = tmp_path / "reader", _with_doodles(stroke_dir, tmp_path / "data")
+    args = ["--data-dir", str(data), "--out", str(out), "--scenes", "30", "--val-scenes", "10"]
+    assert main(["train-reader", *args, "--epochs", "1", "--read-other"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert (
         summary["config"]["classes"][-1] == "other"

@@ -72,6 +72,8 @@ CLOSER_LOOK_SMALL_INPUT_PX = 40.0
 CENSORED_VIEW_FACTORS = (0.4,)
 CENSORED_VIEW_FLOOR = 0.1
 CENSORED_VIEW_MIN_INPUT_PX = 64.0
+# A digit shown becomes "other" when a reader that reads "other" gives it this much.
+READER_OTHER_CONF = 0.5
 
 
 def default_weights() -> Path:
@@ -185,6 +187,7 @@ class Detector:
         self.iou = iou
         self.censored_conf = censored_conf
         self._backend: _Backend = (_OnnxBackend if backend == "onnx" else _TorchBackend)(path, threads)
+        self.reader_other_conf = READER_OTHER_CONF
         reader_path = WEIGHTS_DIR / READER_FILE if reader is True else reader
         # One thread: a second thread pool beside the detector's spins against it (a 2-thread
         # reader took the 400x400 predict from 5 to 13 ms here).
@@ -349,7 +352,7 @@ class Detector:
         if self.reader is None or not digits.any():
             return ids
         ids = ids.copy()
-        ids[digits] = self.reader.class_ids[self.reader.read(gray, boxes[digits]).argmax(axis=1)]
+        ids[digits] = self.reader.classify(gray, boxes[digits], self.reader_other_conf)
         return ids
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .classes import CLASS_ID_BY_NAME, DIGIT_IDS
+from .classes import CLASS_ID_BY_NAME, DIGIT_IDS, OTHER_ID
 from .data.compose import SceneComposer, SceneConfig
 from .data.strokes import Drawing
 from .errors import UserError
@@ -51,7 +51,7 @@ class ReaderTrainConfig:
     lr: float = 4e-3
     width: int = 16  # channels of the first block; 16 keeps the file near 330 KB
     box_jitter: float = 0.05  # std of each box side's shift, x the box's longer side
-    read_other: bool = False  # also learn "other" (crops of the scenes' other drawings)
+    read_other: bool = False  # also learn "other" from real doodles (`real_doodles_as_other`)
     seed: int = 0
 
     @property
@@ -108,6 +108,13 @@ def reader_crops(
     return torch.from_numpy(np.stack(crops)[:, None]), torch.tensor(labels)
 
 
+def real_doodles_as_other(drawings: list[Drawing]) -> list[Drawing]:
+    """The drawings a reader that reads "other" learns from: "other" only as real doodles (a
+    category, not generated). Letters and glyphs are the detector's to tell from digits, and
+    generated dashes and bars look like a "1"."""
+    return [d for d in drawings if d.class_id != OTHER_ID or (d.category is not None and not d.synthetic)]
+
+
 @torch.no_grad()
 def accuracies(
     net: ReaderNet, crops: torch.Tensor, labels: torch.Tensor, read_other: bool
@@ -132,6 +139,8 @@ def train_reader(
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    if config.read_other:
+        train, val = real_doodles_as_other(train), real_doodles_as_other(val)
     x, y = reader_crops(
         SceneComposer.from_drawings(train, SceneConfig()),
         config.scenes,
