@@ -179,8 +179,12 @@ def test_a_reader_learns_other_from_real_doodles_only(drawings: list[Drawing]) -
     assert [d for d in kept if d.class_id != OTHER_ID] == [d for d in drawings if d.class_id != OTHER_ID]
 
 
+TRAINED_CATEGORIES = ["apple", "tree", "house", "car"]
+
+
 def _with_doodles(stroke_dir: Path, root: Path) -> Path:
     """A copy of the fixture folder with a few Quick, Draw! doodles of trained categories."""
+    assert not any(is_unseen_category(c) for c in TRAINED_CATEGORIES)
     shutil.copytree(stroke_dir, root)
     rng = np.random.default_rng(0)
     records = [
@@ -191,9 +195,8 @@ def _with_doodles(stroke_dir: Path, root: Path) -> Path:
             "writer": None,
             "strokes": fixture_strokes("other", rng),
         }
-        for i, category in enumerate(["apple", "tree", "house", "car"] * 3)
+        for i, category in enumerate(TRAINED_CATEGORIES * 3)
     ]
-    assert not any(is_unseen_category(r["text"]) for r in records)
     write_stroke_file(root / "strokes" / "quickdraw_other.jsonl.gz", records)
     return root
 
