@@ -134,15 +134,19 @@ def test_the_reader_names_each_digit_shown_and_nothing_else(onnx_weights: Path) 
 
 def test_a_digit_the_reader_reads_as_other_is_shown_as_other(onnx_weights: Path) -> None:
     """A reader trained with --read-other that reads the crop as "other": the digit shown
-    becomes "other" (score and box the detector's), so no digit is read into the number."""
+    becomes "other" (score and box the detector's), so no digit is read into the number;
+    unless the detector's score reaches reader_other_max_score: then the reader's best digit."""
     detector = Detector(onnx_weights, reader=False)
     canvas = render_digit_canvas("7")
     own = detector.predict(canvas)
     detector.reader = _ReadsEverythingAs(OTHER_ID)
+    detector.reader_other_max_score = own[0].score + 0.01
     shown = detector.predict(canvas)
     assert [(d.label, d.class_id, d.score, d.box) for d in shown] == [
         ("other", OTHER_ID, own[0].score, own[0].box)
     ]
+    detector.reader_other_max_score = own[0].score
+    assert [d.label for d in detector.predict(canvas)] == ["0"]  # p(every digit) 0: the first
 
 
 class _FixedProbabilities(DigitReader):
@@ -164,6 +168,7 @@ def test_classify_shows_other_only_from_the_other_threshold() -> None:
     gray, boxes = np.full((10, 10), 255, np.uint8), np.zeros((2, 4))
     assert reader.classify(gray, boxes, 0.5).tolist() == [OTHER_ID, 2]
     assert reader.classify(gray, boxes, 0.7).tolist() == [7, 2]
+    assert reader.classify(gray, boxes, 0.5, np.array([False, True])).tolist() == [7, 2]
     digits_only = _FixedProbabilities([row[:10] for row in probs])
     digits_only.class_ids = np.arange(10)
     assert digits_only.classify(gray, boxes, 0.0).tolist() == [7, 2]

@@ -72,8 +72,11 @@ CLOSER_LOOK_SMALL_INPUT_PX = 40.0
 CENSORED_VIEW_FACTORS = (0.4,)
 CENSORED_VIEW_FLOOR = 0.1
 CENSORED_VIEW_MIN_INPUT_PX = 64.0
-# A digit shown becomes "other" when a reader that reads "other" gives it this much.
+# A digit shown becomes "other" when a reader that reads "other" gives it this much, unless
+# the detector is this sure it is a digit: the reader's "other" also takes some real digits
+# (both chosen on the report's held-out groups; model card, "Digit reader").
 READER_OTHER_CONF = 0.5
+READER_OTHER_MAX_SCORE = 0.8
 
 
 def default_weights() -> Path:
@@ -188,6 +191,7 @@ class Detector:
         self.censored_conf = censored_conf
         self._backend: _Backend = (_OnnxBackend if backend == "onnx" else _TorchBackend)(path, threads)
         self.reader_other_conf = READER_OTHER_CONF
+        self.reader_other_max_score = READER_OTHER_MAX_SCORE
         reader_path = WEIGHTS_DIR / READER_FILE if reader is True else reader
         # One thread: a second thread pool beside the detector's spins against it (a 2-thread
         # reader took the 400x400 predict from 5 to 13 ms here).
@@ -334,7 +338,7 @@ class Detector:
         boxes = inference.to_source(boxes)
         if not all_candidates:
             boxes, scores, ids = one_label_per_object(boxes, scores, ids, iou)
-            ids = self._read_digits(inference.gray, boxes, ids)
+            ids = self._read_digits(inference.gray, boxes, scores, ids)
         return [
             Detection(
                 label=CLASS_NAMES[c],
@@ -345,14 +349,18 @@ class Detector:
             for b, s, c in zip(boxes, scores, ids, strict=True)
         ]
 
-    def _read_digits(self, gray: np.ndarray, boxes: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Each digit's class as the reader reads its crop (a digit, or "other" for a reader
-        that reads it); the rest as they are."""
+    def _read_digits(
+        self, gray: np.ndarray, boxes: np.ndarray, scores: np.ndarray, ids: np.ndarray
+    ) -> np.ndarray:
+        """Each digit's class as the reader reads its crop: a digit, or "other" for a reader
+        that reads "other" where the detector's digit score is below reader_other_max_score;
+        the rest as they are."""
         digits = np.isin(ids, list(DIGIT_IDS))
         if self.reader is None or not digits.any():
             return ids
         ids = ids.copy()
-        ids[digits] = self.reader.classify(gray, boxes[digits], self.reader_other_conf)
+        doubtful = scores[digits] < self.reader_other_max_score
+        ids[digits] = self.reader.classify(gray, boxes[digits], self.reader_other_conf, doubtful)
         return ids
 
 

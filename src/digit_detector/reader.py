@@ -107,13 +107,18 @@ class DigitReader:
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
 
-    def classify(self, gray: np.ndarray, boxes: np.ndarray, other_conf: float) -> np.ndarray:
+    def classify(
+        self, gray: np.ndarray, boxes: np.ndarray, other_conf: float, may_be_other: np.ndarray | None = None
+    ) -> np.ndarray:
         """Each box's class id: "other" where the reader's p(other) is at least `other_conf`
-        (never, for a digits-only reader), else the digit it reads most likely."""
+        and `may_be_other` allows it (never, for a digits-only reader), else the digit it reads
+        most likely."""
         probs = self.read(gray, boxes)
         is_other = self.class_ids == OTHER_ID
         digit = self.class_ids[np.where(is_other, -1.0, probs).argmax(axis=1)]
         other = (probs[:, is_other].sum(axis=1) >= other_conf) & is_other.any()
+        if may_be_other is not None:
+            other &= may_be_other
         return np.where(other, OTHER_ID, digit)
 
     def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
