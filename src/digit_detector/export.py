@@ -40,9 +40,11 @@ class ParityError(UserError):
     """The exported file disagrees with the checkpoint; nothing was written."""
 
 
-def _to_onnx_model(model: YOLO) -> onnx.ModelProto:
-    size = model.config.input_size
-    example = torch.zeros(1, 3, size, size)
+def onnx_model(
+    model: torch.nn.Module, example: torch.Tensor, input_name: str, output_name: str, max_batch: int
+) -> onnx.ModelProto:
+    """`model` (whose forward takes `x`) as one ONNX model, opset OPSET, batch size dynamic up
+    to `max_batch`; the detector's and the digit reader's exports both go through here."""
     # The exporter narrates every pass on stdout; keep stdout for the CLI's own output.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -51,14 +53,19 @@ def _to_onnx_model(model: YOLO) -> onnx.ModelProto:
             (example,),
             dynamo=True,
             opset_version=OPSET,
-            input_names=["images"],
-            output_names=["detections"],
-            dynamic_shapes={"x": {0: torch.export.Dim("batch", max=64)}},
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_shapes={"x": {0: torch.export.Dim("batch", max=max_batch)}},
             external_data=False,
             verbose=False,
         )
     assert program is not None
     return program.model_proto
+
+
+def _to_onnx_model(model: YOLO) -> onnx.ModelProto:
+    size = model.config.input_size
+    return onnx_model(model, torch.zeros(1, 3, size, size), "images", "detections", max_batch=64)
 
 
 def store_weights_float16(proto: onnx.ModelProto) -> None:

@@ -10,11 +10,8 @@ config, to look into a run).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from .classes import CLASS_ID_BY_NAME, DIGIT_IDS, OTHER_ID
 from .data.compose import SceneComposer, SceneConfig
 from .data.strokes import Drawing
 from .errors import UserError
+from .export import onnx_model
 from .reader import (
     DIGIT_CLASSES,
     DIGIT_OR_OTHER_CLASSES,
@@ -198,20 +196,7 @@ def train_reader(
 def export_reader(net: ReaderNet, path: Path, sample: torch.Tensor, source: dict[str, Any]) -> float:
     """ONNX file with the reader's metadata, checked against torch on `sample`; returns the
     largest probability difference. A file that disagrees is not kept."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            net,
-            (sample[:1],),
-            dynamo=True,
-            input_names=["crops"],
-            output_names=["probabilities"],
-            dynamic_shapes={"x": {0: torch.export.Dim("batch", max=256)}},
-            external_data=False,
-            verbose=False,
-        )
-    assert program is not None
-    proto = program.model_proto
+    proto = onnx_model(net, sample[:1], "crops", "probabilities", max_batch=256)
     meta = reader_metadata(
         {k: source[k] for k in ("commit", "val_accuracy", "train_crops")}, tuple(source["config"]["classes"])
     )
