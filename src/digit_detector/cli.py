@@ -260,7 +260,7 @@ def _add_train_reader(sub: Any) -> None:
     tr.add_argument(
         "--read-other",
         action="store_true",
-        help='also read "other": a digit shown that the reader reads as "other" is shown as "other"',
+        help='also learn "other" from real doodles (served: an unsure digit it reads as "other" is shown so)',
     )
     tr.add_argument("--seed", type=_count, default=0)
     tr.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")

@@ -7,7 +7,9 @@ reader is a small classifier over one digit's crop: the digit's box made square 
 (`CROP_MARGIN`), resized by area to `READER_INPUT_PX` and its ink normalised like the
 detector's input (`normalise_ink`). It is trained on crops of the composed training scenes
 (`reader_train.py`, training-split writers only) and relabels every digit the detector shows;
-the score shown stays the detector's (how sure it is that a digit is there).
+the score shown stays the detector's (how sure it is that a digit is there). A reader trained
+with `--read-other` also reads "other" (a doodle), which `Detector` shows where the detector
+itself was unsure of the digit.
 
 Serving needs no torch: the reader is a small ONNX file beside the detector's.
 """
