@@ -15,9 +15,10 @@ import contextlib
 import io
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
@@ -27,6 +28,8 @@ from onnx import numpy_helper
 from .errors import UserError
 from .model.checkpoint import load_model
 from .model.yolo import YOLO
+
+T = TypeVar("T")
 
 OPSET = 18
 METADATA_KEY = "digit_detector"
@@ -118,18 +121,23 @@ def export_onnx(
     onnx.checker.check_model(proto)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Checked before it replaces `out`: a failed export never overwrites shipped weights, and
-    # whatever stops the check (a disagreement, a file onnxruntime refuses) leaves no .tmp.
+    tol = FLOAT16_SCORE_TOL if float16 else FLOAT32_SCORE_TOL
+    return save_checked(proto, out, lambda saved: check_parity(model, saved, parity_images, score_tol=tol))
+
+
+def save_checked(proto: onnx.ModelProto, out: Path, check: Callable[[Path], T]) -> T:
+    """Write `proto` to `out` (one file) only once `check` passes on it, saved beside as .tmp:
+    a failed export never overwrites shipped weights, and whatever stops the check (a
+    disagreement, a file onnxruntime refuses) leaves no .tmp. Returns what `check` returns."""
     tmp = out.with_suffix(".onnx.tmp")
     onnx.save_model(proto, str(tmp), save_as_external_data=False)
-    tol = FLOAT16_SCORE_TOL if float16 else FLOAT32_SCORE_TOL
     try:
-        report = check_parity(model, tmp, parity_images, score_tol=tol)
+        result = check(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     tmp.replace(out)
-    return report
+    return result
 
 
 def parity_inputs(count: int, size: int, seed: int = 0) -> np.ndarray:

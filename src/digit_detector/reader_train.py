@@ -26,7 +26,7 @@ from .classes import CLASS_ID_BY_NAME, DIGIT_IDS, OTHER_ID
 from .data.compose import SceneComposer, SceneConfig
 from .data.strokes import Drawing
 from .errors import UserError
-from .export import onnx_model
+from .export import onnx_model, save_checked
 from .reader import (
     DIGIT_CLASSES,
     DIGIT_OR_OTHER_CLASSES,
@@ -201,16 +201,13 @@ def export_reader(net: ReaderNet, path: Path, sample: torch.Tensor, source: dict
         {k: source[k] for k in ("commit", "val_accuracy", "train_crops")}, tuple(source["config"]["classes"])
     )
     proto.metadata_props.append(onnx.StringStringEntryProto(key=READER_METADATA_KEY, value=json.dumps(meta)))
-    tmp = path.with_suffix(".onnx.tmp")
-    onnx.save_model(proto, str(tmp))
-    try:
-        served = DigitReader(tmp).session.run(None, {"crops": sample.numpy()})[0]
+
+    def parity(saved: Path) -> float:
+        served = DigitReader(saved).session.run(None, {"crops": sample.numpy()})[0]
         with torch.no_grad():
             diff = float(np.abs(served - net(sample).numpy()).max())
         if diff > PARITY_TOL:
             raise UserError(f"exported reader disagrees with torch (max diff {diff:.2e}); nothing written")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
-    return diff
+        return diff
+
+    return save_checked(proto, path, parity)
