@@ -20,6 +20,7 @@ from PIL import Image
 
 from .classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, Detection
 from .errors import WeightsError
+from .onnx_session import serving_session
 from .postprocess import (
     CENSORED_CONF,
     DEFAULT_CONF,
@@ -94,15 +95,8 @@ class _Backend(Protocol):
 
 class _OnnxBackend:
     def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = serving_session(path, threads)
         except Exception as exc:  # ORT raises its own exception types for a damaged file
             raise WeightsError(
                 f"cannot load ONNX weights {path}: the file is corrupted or not an "

@@ -25,6 +25,7 @@ import numpy as np
 
 from .classes import CLASS_ID_BY_NAME, CLASS_NAMES, DIGIT_IDS, OTHER_ID
 from .errors import WeightsError
+from .onnx_session import serving_session
 from .preprocess import INPUT_SCALE, PAD_VALUE, normalise_ink
 
 READER_INPUT_PX = 32
@@ -81,17 +82,11 @@ class DigitReader:
     `class_ids[i]` is output i's detector class id."""
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
         path = Path(path)
         if not path.is_file():
             raise WeightsError(f"digit reader not found: {path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = serving_session(path, threads)
             self.metadata = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
         except Exception as exc:  # ORT's own types for a damaged file; KeyError/JSON for foreign ones
             raise WeightsError(
