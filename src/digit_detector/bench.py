@@ -117,11 +117,10 @@ def bench_serving(weights: str | None, runs: int = 200) -> dict[str, Any]:
     # Cold start: a separate process that stops after its first prediction; timed from spawn to
     # exit, so it is an upper bound of "process start -> first prediction".
     _, cold_s = _run_child(weights, 0)
-    from .inference import WEIGHTS_DIR, default_weights
-    from .reader import READER_FILE
+    from .inference import DEFAULT_READER, default_weights
 
     path = Path(weights) if weights else default_weights()
-    reader = WEIGHTS_DIR / READER_FILE  # the child's Detector reads digits with the bundled reader
+    reader = DEFAULT_READER  # the child's Detector reads digits with the bundled reader
     return {
         "predict_ms": _percentiles(child["predict_ms"]),
         "closer_looks_ms": _percentiles(child["closer_looks_ms"]),

@@ -51,6 +51,7 @@ from .reader import READER_FILE, DigitReader
 # The ONNX weights are package data: `pip install` puts them next to this file.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS_NAME = "digit-detector.onnx"
+DEFAULT_READER = WEIGHTS_DIR / READER_FILE  # the bundled digit reader, `Detector(reader=True)`
 WEIGHTS_ENV = "DIGIT_DETECTOR_WEIGHTS"
 # Closer looks (`Detector.infer`) are taken at parts of the ink that framed alone get at least
 # CLOSER_LOOK_MIN_GAIN times the first look's scale: the two halves of a row of shown drawings
@@ -186,7 +187,7 @@ class Detector:
         self._backend: _Backend = (_OnnxBackend if backend == "onnx" else _TorchBackend)(path, threads)
         self.reader_other_conf = READER_OTHER_CONF
         self.reader_other_max_score = READER_OTHER_MAX_SCORE
-        reader_path = WEIGHTS_DIR / READER_FILE if reader is True else reader
+        reader_path = DEFAULT_READER if reader is True else reader
         # One thread: a second thread pool beside the detector's spins against it (a 2-thread
         # reader took the 400x400 predict from 5 to 13 ms here).
         self.reader = DigitReader(reader_path, threads=1) if reader_path is not False else None
