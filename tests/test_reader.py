@@ -18,7 +18,16 @@ from digit_detector.classes import OTHER_ID
 from digit_detector.cli import main
 from digit_detector.data.procedural import procedural_others
 from digit_detector.data.strokes import Drawing, is_unseen_category, write_stroke_file
-from digit_detector.reader import READER_FILE, READER_INPUT_PX, DigitReader, reader_batch, reader_crop
+from digit_detector.reader import (
+    DIGIT_CLASSES,
+    DIGIT_OR_OTHER_CLASSES,
+    EVERY_CLASS,
+    READER_FILE,
+    READER_INPUT_PX,
+    DigitReader,
+    reader_batch,
+    reader_crop,
+)
 from digit_detector.reader_train import ReaderNet, accuracies, real_doodles_as_other
 
 from .conftest import SHIPPED_READER, fixture_strokes, render_digit_canvas
@@ -230,18 +239,21 @@ class _Reads:
         pass
 
     def logits(self, crops: torch.Tensor) -> torch.Tensor:
-        return torch.eye(11)[self.reads[: len(crops)]]
+        return torch.eye(12)[self.reads[: len(crops)]]
 
 
-def test_accuracies_count_digits_and_other_apart() -> None:
-    """Four digit crops (one read as "other") and two other crops (one read as a digit)."""
-    labels = torch.tensor([3, 3, 7, 1, 10, 10])
-    net = cast(ReaderNet, _Reads([3, 3, 7, 10, 10, 4]))
-    crops = torch.zeros(6, 1, READER_INPUT_PX, READER_INPUT_PX)
+def test_accuracies_count_digits_other_and_censored_apart() -> None:
+    """Four digit crops (one read as "other"), two other crops (one read as a digit) and four
+    censored crops (one read as "other", one as a digit)."""
+    labels = torch.tensor([3, 3, 7, 1, 10, 10, 11, 11, 11, 11])
+    net = cast(ReaderNet, _Reads([3, 3, 7, 10, 10, 4, 11, 10, 11, 2]))
+    crops = torch.zeros(10, 1, READER_INPUT_PX, READER_INPUT_PX)
+    every = {"val_accuracy": 0.75, "val_other_accuracy": 0.5, "val_censored_accuracy": 0.5}
+    assert accuracies(net, crops, labels, EVERY_CLASS) == every
     both = {"val_accuracy": 0.75, "val_other_accuracy": 0.5}
-    assert accuracies(net, crops, labels, read_other=True) == both
-    assert accuracies(net, crops[:4], labels[:4], read_other=False) == {"val_accuracy": 0.75}
-    assert accuracies(net, crops[:4], labels[:4], read_other=True)["val_other_accuracy"] is None
+    assert accuracies(net, crops[:6], labels[:6], DIGIT_OR_OTHER_CLASSES) == both
+    assert accuracies(net, crops[:4], labels[:4], DIGIT_CLASSES) == {"val_accuracy": 0.75}
+    assert accuracies(net, crops[:4], labels[:4], DIGIT_OR_OTHER_CLASSES)["val_other_accuracy"] is None
 
 
 def test_the_shipped_reader_reads_rendered_digits(onnx_weights: Path) -> None:

@@ -262,6 +262,11 @@ def _add_train_reader(sub: Any) -> None:
         action="store_true",
         help='also learn "other" from real doodles (served: an unsure digit it reads as "other" is shown so)',
     )
+    tr.add_argument(
+        "--read-censored",
+        action="store_true",
+        help='also learn "other" and censored (served: a censored doodle it reads as "other" is shown so)',
+    )
     tr.add_argument("--seed", type=_count, default=0)
     tr.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")
 
@@ -555,6 +560,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_reader(args: argparse.Namespace) -> int:
+    from .classes import DIGIT_IDS
     from .data.procedural import training_drawings
     from .reader_train import ReaderTrainConfig, train_reader
     from .train import git_commit, split_drawings
@@ -566,6 +572,7 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         epochs=args.epochs or defaults.epochs,
         width=args.width or defaults.width,
         read_other=args.read_other,
+        read_censored=args.read_censored,
         seed=args.seed,
     )
     if args.out.exists() and not args.out.is_dir():
@@ -573,7 +580,10 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
     train, val = split_drawings(training_drawings(args.data_dir, args.limit_per_file))
     summary = train_reader(train, val, config, args.out, commit=git_commit())
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    other = f", other read as other {summary['val_other_accuracy']}" if config.read_other else ""
+    other = "".join(
+        f", {name} read as {name} {summary[f'val_{name}_accuracy']}"
+        for name in config.classes[len(DIGIT_IDS) :]
+    )
     print(
         f"{summary['train_crops']} training crops, {summary['val_crops']} writer-disjoint crops: "
         f"digits read right {summary['val_accuracy']:.4f}{other} after {config.epochs} epochs, "

@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .classes import CLASS_ID_BY_NAME, CLASS_NAMES, DIGIT_IDS, OTHER_ID
+from .classes import CENSORED_ID, CLASS_ID_BY_NAME, CLASS_NAMES, DIGIT_IDS, OTHER_ID
 from .errors import WeightsError
 from .onnx_session import serving_session
 from .preprocess import INPUT_SCALE, PAD_VALUE, normalise_ink
@@ -36,7 +36,9 @@ METADATA_KEY = "digit_reader"
 DIGIT_CLASSES: tuple[str, ...] = tuple(CLASS_NAMES[i] for i in sorted(DIGIT_IDS))
 # A reader trained with `--read-other` also tells a digit from something that is not one.
 DIGIT_OR_OTHER_CLASSES: tuple[str, ...] = (*DIGIT_CLASSES, CLASS_NAMES[OTHER_ID])
-READER_CLASS_SETS = (DIGIT_CLASSES, DIGIT_OR_OTHER_CLASSES)
+# One trained with `--read-censored` also tells an obscene doodle from an ordinary one.
+EVERY_CLASS: tuple[str, ...] = (*DIGIT_OR_OTHER_CLASSES, CLASS_NAMES[CENSORED_ID])
+READER_CLASS_SETS = (DIGIT_CLASSES, DIGIT_OR_OTHER_CLASSES, EVERY_CLASS)
 
 
 def reader_crop(gray: np.ndarray, box: np.ndarray | tuple[float, ...]) -> np.ndarray:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .classes import CLASS_ID_BY_NAME, DIGIT_IDS, OTHER_ID
+from .classes import CENSORED_ID, CLASS_ID_BY_NAME, DIGIT_IDS, OTHER_ID
 from .data.compose import SceneComposer, SceneConfig
 from .data.strokes import Drawing
 from .errors import UserError
@@ -30,6 +30,7 @@ from .export import onnx_model, save_checked
 from .reader import (
     DIGIT_CLASSES,
     DIGIT_OR_OTHER_CLASSES,
+    EVERY_CLASS,
     READER_FILE,
     DigitReader,
     reader_crop,
@@ -50,10 +51,13 @@ class ReaderTrainConfig:
     width: int = 16  # channels of the first block; 16 keeps the file near 330 KB
     box_jitter: float = 0.05  # std of each box side's shift, x the box's longer side
     read_other: bool = False  # also learn "other" from real doodles (`real_doodles_as_other`)
+    read_censored: bool = False  # also "other" and censored (validated on real obscene doodles only)
     seed: int = 0
 
     @property
     def classes(self) -> tuple[str, ...]:
+        if self.read_censored:
+            return EVERY_CLASS
         return DIGIT_OR_OTHER_CLASSES if self.read_other else DIGIT_CLASSES
 
 
@@ -113,19 +117,26 @@ def real_doodles_as_other(drawings: list[Drawing]) -> list[Drawing]:
     return [d for d in drawings if d.class_id != OTHER_ID or (d.category is not None and not d.synthetic)]
 
 
+def without_generated_censored(drawings: list[Drawing]) -> list[Drawing]:
+    """Validation measures censored on real obscene doodles only (generated ones are easier)."""
+    return [d for d in drawings if not (d.class_id == CENSORED_ID and d.synthetic)]
+
+
 @torch.no_grad()
 def accuracies(
-    net: ReaderNet, crops: torch.Tensor, labels: torch.Tensor, read_other: bool
+    net: ReaderNet, crops: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...]
 ) -> dict[str, float | None]:
-    """The share of digit crops read as their digit (`val_accuracy`) and, for a reader that
-    reads "other", of other crops read as "other" (`val_other_accuracy`; None without any)."""
+    """The share of digit crops read as their digit (`val_accuracy`) and, for each class a
+    reader reads besides digits, of its crops read as it (`val_other_accuracy`,
+    `val_censored_accuracy`; None without any)."""
     net.eval()
     read = torch.cat([net.logits(crops[i : i + 1024]).argmax(1) for i in range(0, len(labels), 1024)])
     right, digits = read == labels, labels < len(DIGIT_IDS)
     shares: dict[str, float | None] = {"val_accuracy": round(float(right[digits].float().mean()), 4)}
-    if read_other:
-        others = right[~digits]
-        shares["val_other_accuracy"] = round(float(others.float().mean()), 4) if len(others) else None
+    for index in range(len(DIGIT_IDS), len(classes)):
+        of_class = right[labels == index]
+        share = round(float(of_class.float().mean()), 4) if len(of_class) else None
+        shares[f"val_{classes[index]}_accuracy"] = share
     return shares
 
 
@@ -137,8 +148,10 @@ def train_reader(
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    if config.read_other:
+    if config.read_other or config.read_censored:
         train, val = real_doodles_as_other(train), real_doodles_as_other(val)
+    if config.read_censored:
+        val = without_generated_censored(val)
     x, y = reader_crops(
         SceneComposer.from_drawings(train, SceneConfig()),
         config.scenes,
@@ -173,7 +186,7 @@ def train_reader(
             sched.step()
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        history.append({"epoch": epoch + 1, **accuracies(net, vx, vy, config.read_other)})
+        history.append({"epoch": epoch + 1, **accuracies(net, vx, vy, config.classes)})
         shares = ", ".join(f"{k} {v}" for k, v in history[-1].items() if k != "epoch")
         bar.write(f"epoch {epoch + 1}, writer-disjoint crops: {shares}")
     bar.close()
@@ -181,7 +194,8 @@ def train_reader(
         "config": {**asdict(config), "classes": list(config.classes)},
         "commit": commit,
         "train_crops": len(y),
-        "train_other_crops": int((y >= len(DIGIT_IDS)).sum()),
+        "train_other_crops": int((y == len(DIGIT_IDS)).sum()),
+        "train_censored_crops": int((y > len(DIGIT_IDS)).sum()),
         "val_crops": len(vy),
         "history": history,
         **{k: v for k, v in history[-1].items() if k != "epoch"},
