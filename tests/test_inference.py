@@ -15,6 +15,7 @@ from digit_detector import Detector, WeightsError, inference
 from digit_detector.classes import CENSORED_ID, CLASS_NAMES, OTHER_ID, Detection
 from digit_detector.inference import Inference
 from digit_detector.preprocess import ink_box, letterbox_gray, to_model_input
+from digit_detector.reader import DigitReader
 from digit_detector.render import annotate, read_numbers
 
 from .conftest import REPO, render_digit_canvas
@@ -318,6 +319,45 @@ def test_a_censored_read_is_checked_on_the_drawing_seen_smaller(
         assert first is not None and smaller is not None
         (factor,) = inference.CENSORED_VIEW_FACTORS
         np.testing.assert_allclose(smaller[2:] - smaller[:2], (first[2:] - first[:2]) * factor, atol=1)
+
+
+class _ReaderOfEveryClass(DigitReader):
+    """A reader of every class (`--read-censored`) reading each crop as `class_id`."""
+
+    def __init__(self, class_id: int) -> None:  # no ONNX file
+        self.class_ids = np.arange(len(CLASS_NAMES))
+        self.class_id = class_id
+        self.crops: list[int] = []
+
+    def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        self.crops.append(len(boxes))
+        return np.eye(len(CLASS_NAMES), dtype=np.float32)[[self.class_id] * len(boxes)]
+
+
+@pytest.mark.parametrize(
+    ("read_as", "max_score", "conf", "shown"),
+    [
+        (OTHER_ID, 1.01, 0.5, [("other", 0.9)]),  # one object, one label: the stronger
+        (OTHER_ID, 0.9, 0.5, [("censored", 0.9), ("other", 0.855)]),  # the detector is sure enough
+        (CENSORED_ID, 1.01, 0.5, [("censored", 0.9), ("other", 0.855)]),
+        (OTHER_ID, 1.01, 0.95, []),  # read as "other" below conf: not shown as "other" either
+    ],
+)
+def test_a_censored_drawing_the_reader_reads_as_other_is_shown_as_other(
+    onnx_weights: Path, read_as: int, max_score: float, conf: float, shown: list[tuple[str, float]]
+) -> None:
+    """A reader of every class looks at the censored drawing shown (censored 0.9, "other"
+    0.855 on the same ink): "other" where it reads "other" and the detector's censored score
+    is below reader_uncensor_max_score. One crop is read: the "other" label is not re-read."""
+    side, box = SMALL
+    canvas = render_digit_canvas("8", size=(side, side), stroke=4, box=box)
+    detector = Detector(onnx_weights, reader=False, conf=conf, censored_conf=0.55)
+    detector._backend = _CensoredModel([0.9])
+    detector.reader = reader = _ReaderOfEveryClass(read_as)
+    detector.reader_uncensor_max_score = max_score
+    decided = sorted((d.label, round(d.score, 3)) for d in detector.predict(canvas))
+    assert decided == [(label, pytest.approx(score)) for label, score in shown]
+    assert reader.crops == [1]
 
 
 def test_no_closer_look_at_a_labelled_drawing_alone_or_a_full_size_frame(detector: Detector) -> None:

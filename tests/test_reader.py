@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from digit_detector import Detector, WeightsError
-from digit_detector.classes import OTHER_ID
+from digit_detector.classes import CENSORED_ID, CLASS_ID_BY_NAME, OTHER_ID
 from digit_detector.cli import main
 from digit_detector.data.procedural import procedural_others
 from digit_detector.data.strokes import Drawing, is_unseen_category, write_stroke_file
@@ -158,29 +158,27 @@ def test_a_digit_the_reader_reads_as_other_is_shown_as_other(onnx_weights: Path)
     assert [d.label for d in detector.predict(canvas)] == ["0"]  # p(every digit) 0: the first
 
 
-class _FixedProbabilities(DigitReader):
-    """A DigitReader (digits and "other") whose `read` gives fixed probabilities."""
-
-    def __init__(self, probs: list[list[float]]) -> None:  # no ONNX file
-        self.class_ids = np.arange(11)
-        self.probs = np.array(probs, np.float32)
-
-    def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        return self.probs
+def _reader_of(classes: tuple[str, ...]) -> DigitReader:
+    """A DigitReader of those classes without an ONNX file, for its decisions on given rows."""
+    reader = DigitReader.__new__(DigitReader)
+    reader.classes, reader.class_ids = classes, np.array([CLASS_ID_BY_NAME[c] for c in classes])
+    return reader
 
 
-def test_classify_shows_other_only_from_the_other_threshold() -> None:
+def test_classify_digits_shows_other_only_from_the_other_threshold() -> None:
     """p(other) 0.6 beside p(7) 0.3: "other" at a 0.5 threshold, the 7 at 0.7; a crop read
-    as a 2 stays a 2 at any threshold; a digits-only reader never says "other"."""
-    probs = [[0.0] * 7 + [0.3, 0.1, 0.0, 0.6], [0.0, 0.1, 0.8, *[0.0] * 7, 0.1]]
-    reader = _FixedProbabilities(probs)
-    gray, boxes = np.full((10, 10), 255, np.uint8), np.zeros((2, 4))
-    assert reader.classify(gray, boxes, 0.5).tolist() == [OTHER_ID, 2]
-    assert reader.classify(gray, boxes, 0.7).tolist() == [7, 2]
-    assert reader.classify(gray, boxes, 0.5, np.array([False, True])).tolist() == [7, 2]
-    digits_only = _FixedProbabilities([row[:10] for row in probs])
-    digits_only.class_ids = np.arange(10)
-    assert digits_only.classify(gray, boxes, 0.0).tolist() == [7, 2]
+    as a 2 stays a 2 at any threshold; a digits-only reader never says "other"; a reader of
+    every class never calls a digit shown censored, however sure of it."""
+    probs = np.array([[0.0] * 7 + [0.3, 0.1, 0.0, 0.6], [0.0, 0.1, 0.8, *[0.0] * 7, 0.1]])
+    reader = _reader_of(DIGIT_OR_OTHER_CLASSES)
+    assert reader.classify_digits(probs, 0.5).tolist() == [OTHER_ID, 2]
+    assert reader.classify_digits(probs, 0.7).tolist() == [7, 2]
+    assert reader.classify_digits(probs, 0.5, np.array([False, True])).tolist() == [7, 2]
+    assert _reader_of(DIGIT_CLASSES).classify_digits(probs[:, :10], 0.0).tolist() == [7, 2]
+    every = np.array([[0.0] * 5 + [0.2, 0.0, 0.0, 0.0, 0.0, 0.1, 0.7]])
+    assert _reader_of(EVERY_CLASS).classify_digits(every, 0.5).tolist() == [5]
+    assert _reader_of(EVERY_CLASS).share(every, CENSORED_ID).tolist() == [pytest.approx(0.7)]
+    assert not reader.reads_censored and _reader_of(EVERY_CLASS).reads_censored
 
 
 def test_a_reader_learns_other_from_real_doodles_only(drawings: list[Drawing]) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from .classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, Detection
+from .classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, OTHER_ID, Detection
 from .errors import WeightsError
 from .onnx_session import serving_session
 from .postprocess import (
@@ -79,6 +79,10 @@ CENSORED_VIEW_MIN_INPUT_PX = 64.0
 # (both chosen on the report's held-out groups; model card, "Digit reader").
 READER_OTHER_CONF = 0.5
 READER_OTHER_MAX_SCORE = 0.8
+# A censored drawing shown becomes "other" when a reader of every class gives p(other) this
+# high, unless the detector is this sure it is obscene (model card, "Reader of every class").
+READER_UNCENSOR_CONF = 0.5
+READER_UNCENSOR_MAX_SCORE = 1.01
 
 
 def default_weights() -> Path:
@@ -187,6 +191,8 @@ class Detector:
         self._backend: _Backend = (_OnnxBackend if backend == "onnx" else _TorchBackend)(path, threads)
         self.reader_other_conf = READER_OTHER_CONF
         self.reader_other_max_score = READER_OTHER_MAX_SCORE
+        self.reader_uncensor_conf = READER_UNCENSOR_CONF
+        self.reader_uncensor_max_score = READER_UNCENSOR_MAX_SCORE
         reader_path = DEFAULT_READER if reader is True else reader
         # One thread: a second thread pool beside the detector's spins against it (a 2-thread
         # reader took the 400x400 predict from 5 to 13 ms here).
@@ -318,22 +324,23 @@ class Detector:
         all_candidates: bool = False,
     ) -> list[Detection]:
         """Decisions on what `infer` found (see `predict`). The mAP candidates are the
-        detector's own; what is shown has each digit re-read by the reader, if any."""
+        detector's own; what is shown has each digit (and censored drawing) re-read by the reader,
+        if any (`_read_again`)."""
         raw = inference.raw
         iou = self.iou if iou is None else iou
         if all_candidates:
             boxes, scores, ids = postprocess_for_map(raw, EVAL_CONF if conf is None else conf, iou)
         else:
-            boxes, scores, ids = postprocess(
-                raw,
-                self.conf if conf is None else conf,
-                iou,
-                self.censored_conf if censored_conf is None else censored_conf,
-            )
+            conf = self.conf if conf is None else conf
+            censored_conf = self.censored_conf if censored_conf is None else censored_conf
+            boxes, scores, ids = postprocess(raw, conf, iou, censored_conf)
         boxes = inference.to_source(boxes)
         if not all_candidates:
             boxes, scores, ids = one_label_per_object(boxes, scores, ids, iou)
-            ids = self._read_digits(inference.gray, boxes, scores, ids)
+            ids = self._read_again(inference.gray, boxes, scores, ids)
+            # A censored drawing read as "other" is shown only from `conf`, and keeps one label.
+            shown = (ids == CENSORED_ID) | (scores >= conf)
+            boxes, scores, ids = one_label_per_object(boxes[shown], scores[shown], ids[shown], iou)
         return [
             Detection(
                 label=CLASS_NAMES[c],
@@ -344,18 +351,28 @@ class Detector:
             for b, s, c in zip(boxes, scores, ids, strict=True)
         ]
 
-    def _read_digits(
+    def _read_again(
         self, gray: np.ndarray, boxes: np.ndarray, scores: np.ndarray, ids: np.ndarray
     ) -> np.ndarray:
         """Each digit's class as the reader reads its crop: a digit, or "other" for a reader
-        that reads "other" where the detector's digit score is below reader_other_max_score;
-        the rest as they are."""
+        that reads "other" where the detector's digit score is below reader_other_max_score.
+        A reader of every class also looks at each censored drawing: "other" where it gives
+        p(other) >= reader_uncensor_conf and the detector's score is below
+        reader_uncensor_max_score. The rest as they are."""
+        if self.reader is None:
+            return ids
         digits = np.isin(ids, list(DIGIT_IDS))
-        if self.reader is None or not digits.any():
+        censored = (ids == CENSORED_ID) & self.reader.reads_censored
+        if not (digits | censored).any():
             return ids
         ids = ids.copy()
+        probs = self.reader.read(gray, boxes[digits | censored])
+        from_digit = digits[digits | censored]
         doubtful = scores[digits] < self.reader_other_max_score
-        ids[digits] = self.reader.classify(gray, boxes[digits], self.reader_other_conf, doubtful)
+        ids[digits] = self.reader.classify_digits(probs[from_digit], self.reader_other_conf, doubtful)
+        ordinary = self.reader.share(probs[~from_digit], OTHER_ID) >= self.reader_uncensor_conf
+        ordinary &= scores[censored] < self.reader_uncensor_max_score
+        ids[censored] = np.where(ordinary, OTHER_ID, CENSORED_ID)
         return ids
 
 

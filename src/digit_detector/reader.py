@@ -106,16 +106,24 @@ class DigitReader:
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
 
-    def classify(
-        self, gray: np.ndarray, boxes: np.ndarray, other_conf: float, may_be_other: np.ndarray | None = None
+    @property
+    def reads_censored(self) -> bool:
+        """Whether the reader tells obscene doodles from ordinary ones (`--read-censored`)."""
+        return bool((self.class_ids == CENSORED_ID).any())
+
+    def share(self, probs: np.ndarray, class_id: int) -> np.ndarray:
+        """Each row's probability of `class_id` (0 where the reader does not read it)."""
+        return probs[:, self.class_ids == class_id].sum(axis=1)
+
+    def classify_digits(
+        self, probs: np.ndarray, other_conf: float, may_be_other: np.ndarray | None = None
     ) -> np.ndarray:
-        """Each box's class id: "other" where the reader's p(other) is at least `other_conf`
-        and `may_be_other` allows it (never, for a digits-only reader), else the digit it reads
-        most likely."""
-        probs = self.read(gray, boxes)
-        is_other = self.class_ids == OTHER_ID
-        digit = self.class_ids[np.where(is_other, -1.0, probs).argmax(axis=1)]
-        other = (probs[:, is_other].sum(axis=1) >= other_conf) & is_other.any()
+        """Each digit shown's class id from its row of `read`: "other" where the reader's
+        p(other) is at least `other_conf` and `may_be_other` allows it (never, for a digits-only
+        reader), else the digit it reads most likely."""
+        is_digit = np.isin(self.class_ids, list(DIGIT_IDS))
+        digit = self.class_ids[np.where(is_digit, probs, -1.0).argmax(axis=1)]
+        other = (self.share(probs, OTHER_ID) >= other_conf) & (self.class_ids == OTHER_ID).any()
         if may_be_other is not None:
             other &= may_be_other
         return np.where(other, OTHER_ID, digit)
