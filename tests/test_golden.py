@@ -165,7 +165,7 @@ class _RawDetector(Detector):
     pixels of the 192 square; `_on_input` maps a canvas box there)."""
 
     def __init__(self, weights: Path, anchors: list[list[float]], censored_conf: float) -> None:
-        super().__init__(weights, censored_conf=censored_conf)
+        super().__init__(weights, censored_conf=censored_conf, reader=False)  # the given reads stand
         self.anchors = np.array(anchors, dtype=np.float32)
 
     def raw(self, x: np.ndarray) -> np.ndarray:

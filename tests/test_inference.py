@@ -335,29 +335,30 @@ class _ReaderOfEveryClass(DigitReader):
 
 
 @pytest.mark.parametrize(
-    ("read_as", "max_score", "conf", "shown"),
+    ("read_as", "detector_score", "shown"),
     [
-        (OTHER_ID, 1.01, 0.5, [("other", 0.9)]),  # one object, one label: the stronger
-        (OTHER_ID, 0.9, 0.5, [("censored", 0.9), ("other", 0.855)]),  # the detector is sure enough
-        (CENSORED_ID, 1.01, 0.5, [("censored", 0.9), ("other", 0.855)]),
-        (OTHER_ID, 1.01, 0.95, []),  # read as "other" below conf: not shown as "other" either
+        (CENSORED_ID, 0.9, [("censored", 0.94), ("other", 0.855)]),  # 0.6 x 0.9 + 0.4 x 1
+        (CENSORED_ID, 0.8, [("censored", 0.88), ("other", 0.855)]),  # now the stronger: first
+        (OTHER_ID, 0.9, [("other", 0.855)]),  # 0.6 x 0.9 + 0.4 x 0: under 0.55
+        (CENSORED_ID, 0.3, [("other", 0.855), ("censored", 0.58)]),  # lifted by the reader; strongest first
+        (CENSORED_ID, 0.2, [("other", 0.855)]),  # 0.52 at best: not a candidate
     ],
 )
-def test_a_censored_drawing_the_reader_reads_as_other_is_shown_as_other(
-    onnx_weights: Path, read_as: int, max_score: float, conf: float, shown: list[tuple[str, float]]
+def test_a_reader_of_every_class_scores_the_censored_drawing_with_the_detector(
+    onnx_weights: Path, read_as: int, detector_score: float, shown: list[tuple[str, float]]
 ) -> None:
-    """A reader of every class looks at the censored drawing shown (censored 0.9, "other"
-    0.855 on the same ink): "other" where it reads "other" and the detector's censored score
-    is below reader_uncensor_max_score. One crop is read: the "other" label is not re-read."""
+    """A reader of every class scores the censored drawing shown (beside its "other" label at
+    0.855, which is not re-read): 0.6 x the detector's score + 0.4 x the reader's
+    p(censored), shown from censored_conf (0.55); one crop read."""
     side, box = SMALL
     canvas = render_digit_canvas("8", size=(side, side), stroke=4, box=box)
-    detector = Detector(onnx_weights, reader=False, conf=conf, censored_conf=0.55)
-    detector._backend = _CensoredModel([0.9])
+    detector = Detector(onnx_weights, reader=False, censored_conf=0.55)
+    detector._backend = _CensoredModel([detector_score])
     detector.reader = reader = _ReaderOfEveryClass(read_as)
-    detector.reader_uncensor_max_score = max_score
-    decided = sorted((d.label, round(d.score, 3)) for d in detector.predict(canvas))
+    assert inference.READER_CENSORED_WEIGHT == 0.4
+    decided = [(d.label, round(d.score, 3)) for d in detector.predict(canvas)]
     assert decided == [(label, pytest.approx(score)) for label, score in shown]
-    assert reader.crops == [1]
+    assert reader.crops == [1] * (detector_score > 0.25)
 
 
 def test_no_closer_look_at_a_labelled_drawing_alone_or_a_full_size_frame(detector: Detector) -> None:

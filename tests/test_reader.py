@@ -28,7 +28,12 @@ from digit_detector.reader import (
     reader_batch,
     reader_crop,
 )
-from digit_detector.reader_train import ReaderNet, accuracies, real_doodles_as_other
+from digit_detector.reader_train import (
+    ReaderNet,
+    accuracies,
+    real_doodles_as_other,
+    without_generated_censored,
+)
 
 from .conftest import SHIPPED_READER, fixture_strokes, render_digit_canvas
 
@@ -191,6 +196,13 @@ def test_a_reader_learns_other_from_real_doodles_only(drawings: list[Drawing]) -
     assert [d for d in kept if d.class_id != OTHER_ID] == [d for d in drawings if d.class_id != OTHER_ID]
 
 
+def test_a_reader_is_validated_on_real_obscene_doodles_only(drawings: list[Drawing]) -> None:
+    real = [d for d in drawings if d.class_id == CENSORED_ID]
+    generated = replace(real[0], id="censored_procedural/0", synthetic=True)
+    kept = without_generated_censored([*drawings, generated])
+    assert generated not in kept and kept == drawings and real
+
+
 TRAINED_CATEGORIES = ["apple", "tree", "house", "car"]
 
 
@@ -227,6 +239,19 @@ def test_train_reader_read_other_learns_and_exports_the_other_class(stroke_dir: 
     assert reader.read(np.full((50, 50), 255, np.uint8), np.array([[0.0, 0, 50, 50]])).shape == (1, 11)
 
 
+def test_train_reader_read_censored_learns_every_class(stroke_dir: Path, tmp_path: Path) -> None:
+    """--read-censored: "other" and censored crops are learnt besides digits, the validation
+    prints a censored accuracy, and the file reads all twelve classes."""
+    out, data = tmp_path / "reader", _with_doodles(stroke_dir, tmp_path / "data")
+    args = ["--data-dir", str(data), "--out", str(out), "--scenes", "30", "--val-scenes", "10"]
+    assert main(["train-reader", *args, "--epochs", "1", "--read-censored"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["classes"] == list(EVERY_CLASS) and "val_censored_accuracy" in summary
+    assert summary["train_censored_crops"] > 0 and summary["train_other_crops"] > 0
+    reader = DigitReader(out / READER_FILE)
+    assert reader.reads_censored and list(reader.class_ids) == [*range(10), OTHER_ID, CENSORED_ID]
+
+
 class _Reads:
     """Stands in for ReaderNet: `logits` reads crop i as class reads[i]."""
 
@@ -255,9 +280,10 @@ def test_accuracies_count_digits_other_and_censored_apart() -> None:
 
 
 def test_the_shipped_reader_reads_rendered_digits(onnx_weights: Path) -> None:
-    """The bundled reader is on by default and reads each fixture digit as drawn."""
+    """The bundled reader (of every class) is on by default and reads each fixture digit as drawn."""
     detector = Detector(onnx_weights)
     assert isinstance(detector.reader, DigitReader) and detector.reader.path == SHIPPED_READER
+    assert detector.reader.classes == EVERY_CLASS
     for label in "0123456789":
         shown = detector.predict(render_digit_canvas(label, seed=3))
         assert [d.label for d in shown] == [label]
