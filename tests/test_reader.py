@@ -133,17 +133,20 @@ class _ReadsEverythingAs(DigitReader):
 def test_the_reader_names_each_digit_shown_and_nothing_else(onnx_weights: Path) -> None:
     """With a reader that reads every crop as 3, the shown digit becomes a 3 with the detector's
     score and box; mAP candidates and non-digits keep the detector's classes; no digit shown,
-    no reader run."""
+    no reader run; a digit scored reader_digit_max_score or more is not read either."""
     detector = Detector(onnx_weights, reader=False)
     canvas = render_digit_canvas("7")
     own = detector.predict(canvas)
     assert [d.label for d in own] == ["7"]
     detector.reader = fake = _ReadsEverythingAs(3)
+    detector.reader_digit_max_score = own[0].score + 0.01
     reread = detector.predict(canvas)
     assert [(d.label, d.class_id, d.score, d.box) for d in reread] == [("3", 3, own[0].score, own[0].box)]
     assert "7" in {d.label for d in detector.predict(canvas, all_candidates=True)}
     assert fake.calls == [1]
     assert detector.predict(np.full((200, 200), 255, np.uint8)) == [] and fake.calls == [1]
+    detector.reader_digit_max_score = own[0].score
+    assert detector.predict(canvas) == own and fake.calls == [1]
 
 
 def test_a_digit_the_reader_reads_as_other_is_shown_as_other(onnx_weights: Path) -> None:
