@@ -350,8 +350,8 @@ def _add_reader_option(parser: argparse.ArgumentParser) -> None:
         "--reader",
         default=None,
         metavar="ONNX|none",
-        help="digit reader that re-reads each digit shown (default: the bundled one; none: the "
-        "detector's own reading)",
+        help="reader that re-reads the digits shown and scores censored drawings (default: the "
+        "bundled one; none: the detector alone)",
     )
 
 

@@ -169,8 +169,9 @@ class Detector:
 
     weights: .onnx (ONNX Runtime) or .pt (torch, for development); default: bundled weights.
     backend: "onnx" or "torch"; default: from the file suffix.
-    reader: the digit reader that re-reads each digit shown (reader.py): True for the bundled
-    one, a path for another, False for none (the detector's own reading).
+    reader: the reader that re-reads the digits shown and scores the censored drawings
+    (reader.py, `_read_again`): True for the bundled one, a path for another, False for none
+    (the detector alone).
     Thread-safe: one instance can serve many app sessions at once.
     """
 

@@ -6,10 +6,12 @@ of the digits right, so a five-digit number is read exactly about nine times in 
 reader is a small classifier over one digit's crop: the digit's box made square with a margin
 (`CROP_MARGIN`), resized by area to `READER_INPUT_PX` and its ink normalised like the
 detector's input (`normalise_ink`). It is trained on crops of the composed training scenes
-(`reader_train.py`, training-split writers only) and relabels every digit the detector shows;
-the score shown stays the detector's (how sure it is that a digit is there). A reader trained
-with `--read-other` also reads "other" (a doodle), which `Detector` shows where the detector
-itself was unsure of the digit.
+(`reader_train.py`, training-split writers only) and relabels the digits the detector shows
+(those it is not sure of); the score shown stays the detector's (how sure it is that a digit is
+there). A reader trained with `--read-other` also reads "other" (a doodle), which `Detector`
+shows where the detector itself was unsure of the digit. One trained with `--read-censored`
+(the bundled one) also reads censored: `Detector` combines its p(censored) with the detector's
+censored score.
 
 Serving needs no torch: the reader is a small ONNX file beside the detector's.
 """
@@ -97,7 +99,10 @@ class DigitReader:
             ) from exc
         classes = tuple(self.metadata.get("classes", ()))
         if classes not in READER_CLASS_SETS:
-            raise WeightsError(f"{path} reads the classes {list(classes)}; this version serves digit readers")
+            raise WeightsError(
+                f"{path} reads the classes {list(classes)}; this version serves readers of the "
+                "digits, the digits and other, or every class"
+            )
         expected = reader_metadata(self.metadata.get("source", {}), classes)
         if any(self.metadata.get(key) != expected[key] for key in expected if key != "source"):
             raise WeightsError(f"{path} was trained on another crop than this version serves; retrain it")

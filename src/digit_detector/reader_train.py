@@ -1,5 +1,6 @@
 """Training the digit reader (reader.py): crops of the digits in composed scenes (and, with
-`read_other`, of the real doodles, as "other"), a small CNN, ONNX export with a parity check.
+`read_other`, of the real doodles, as "other"; with `read_censored`, those and the obscene
+doodles), a small CNN, ONNX export with a parity check.
 
 Crops come from the scenes the detector trains on (SceneConfig defaults: every kind of scene,
 canvas size and stroke width), training-split writers only; each box is jittered a little, as
