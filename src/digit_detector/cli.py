@@ -265,7 +265,7 @@ def _add_train_reader(sub: Any) -> None:
     tr.add_argument(
         "--read-censored",
         action="store_true",
-        help='also learn "other" and censored (served: a censored doodle it reads as "other" is shown so)',
+        help='also learn "other" and censored (served: its p(censored) is part of each censored score)',
     )
     tr.add_argument("--seed", type=_count, default=0)
     tr.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")
