@@ -17,7 +17,13 @@ from digit_detector import Detector
 from digit_detector.cli import build_parser, main
 from digit_detector.data.dataset import fixed_scenes
 from digit_detector.data.strokes import load_drawings
-from digit_detector.export import FLOAT16_SCORE_TOL, ParityError, check_parity, compare_outputs
+from digit_detector.export import (
+    FLOAT16_BOX_TOL_PX,
+    FLOAT16_SCORE_TOL,
+    ParityError,
+    check_parity,
+    compare_outputs,
+)
 from digit_detector.model.checkpoint import load_model, read_checkpoint
 from digit_detector.preprocess import to_model_input
 
@@ -159,15 +165,15 @@ def test_float16_export_halves_the_file_and_keeps_the_decisions(
     scenes = fixed_scenes(load_drawings(stroke_dir), 6, seed=3)
     inputs = np.stack([to_model_input(s.image) for s in scenes])
     model, _ = load_model(trained / "best.pt")
-    report = check_parity(model, half, inputs=inputs, score_tol=FLOAT16_SCORE_TOL)
-    assert report.max_score_diff < FLOAT16_SCORE_TOL and report.max_box_diff_px < 0.5
+    report = check_parity(model, half, inputs=inputs, score_tol=FLOAT16_SCORE_TOL, box_tol=FLOAT16_BOX_TOL_PX)
+    assert report.max_score_diff < FLOAT16_SCORE_TOL and report.max_box_diff_px < FLOAT16_BOX_TOL_PX
     with pytest.raises(ParityError, match="does not compute"):  # float16 is not float32-exact
         check_parity(model, half, inputs=inputs, score_tol=1e-6)
     head_bias = model.head.get_parameter("outputs.0.1.bias")  # the first scale's output conv
     with torch.no_grad():
         head_bias.view(3, -1)[:, 0] += 0.3  # same scores, boxes moved: only the box check sees it
     with pytest.raises(ParityError, match="does not compute"):
-        check_parity(model, half, inputs=inputs, score_tol=FLOAT16_SCORE_TOL)
+        check_parity(model, half, inputs=inputs, score_tol=FLOAT16_SCORE_TOL, box_tol=FLOAT16_BOX_TOL_PX)
 
 
 def _anchors(rows: list[list[float]]) -> np.ndarray:
