@@ -10,12 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digit_detector.classes import CLASS_NAMES, OTHER_ID
 from digit_detector.data.strokes import Drawing, load_drawings, write_stroke_file
+from digit_detector.reader import DigitReader
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_ONNX = REPO / "src" / "digit_detector" / "weights" / "digit-detector.onnx"
 SHIPPED_READER = REPO / "src" / "digit_detector" / "weights" / "digit-reader.onnx"
 SHIPPED_PT = REPO / "weights" / "digit-detector.pt"
+
+
+class ReadsEverythingAs(DigitReader):
+    """A reader without an ONNX file that reads every crop as `class_id`: of the digits and
+    "other" (class ids 0-10), or `every_class` (0-11, censored too). `calls`: crops per read."""
+
+    def __init__(self, class_id: int, every_class: bool = False) -> None:
+        self.class_ids = np.arange(len(CLASS_NAMES) if every_class else OTHER_ID + 1)
+        self.class_id = class_id
+        self.calls: list[int] = []
+
+    def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        self.calls.append(len(boxes))
+        return np.eye(len(self.class_ids), dtype=np.float32)[[self.class_id] * len(boxes)]
 
 
 CACHES = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")

@@ -15,10 +15,9 @@ from digit_detector import Detector, WeightsError, inference
 from digit_detector.classes import CENSORED_ID, CLASS_NAMES, OTHER_ID, Detection
 from digit_detector.inference import Inference
 from digit_detector.preprocess import ink_box, letterbox_gray, to_model_input
-from digit_detector.reader import DigitReader
 from digit_detector.render import annotate, read_numbers
 
-from .conftest import REPO, render_digit_canvas
+from .conftest import REPO, ReadsEverythingAs, render_digit_canvas
 
 
 @pytest.fixture(scope="module")
@@ -321,19 +320,6 @@ def test_a_censored_read_is_checked_on_the_drawing_seen_smaller(
         np.testing.assert_allclose(smaller[2:] - smaller[:2], (first[2:] - first[:2]) * factor, atol=1)
 
 
-class _ReaderOfEveryClass(DigitReader):
-    """A reader of every class (`--read-censored`) reading each crop as `class_id`."""
-
-    def __init__(self, class_id: int) -> None:  # no ONNX file
-        self.class_ids = np.arange(len(CLASS_NAMES))
-        self.class_id = class_id
-        self.crops: list[int] = []
-
-    def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        self.crops.append(len(boxes))
-        return np.eye(len(CLASS_NAMES), dtype=np.float32)[[self.class_id] * len(boxes)]
-
-
 @pytest.mark.parametrize(
     ("read_as", "detector_score", "shown"),
     [
@@ -354,11 +340,11 @@ def test_a_reader_of_every_class_scores_the_censored_drawing_with_the_detector(
     canvas = render_digit_canvas("8", size=(side, side), stroke=4, box=box)
     detector = Detector(onnx_weights, reader=False, censored_conf=0.55)
     detector._backend = _CensoredModel([detector_score])
-    detector.reader = reader = _ReaderOfEveryClass(read_as)
+    detector.reader = reader = ReadsEverythingAs(read_as, every_class=True)
     assert inference.READER_CENSORED_WEIGHT == 0.4
     decided = [(d.label, round(d.score, 3)) for d in detector.predict(canvas)]
     assert decided == [(label, pytest.approx(score)) for label, score in shown]
-    assert reader.crops == [1] * (detector_score > 0.25)
+    assert reader.calls == [1] * (detector_score > 0.25)
 
 
 def test_no_closer_look_at_a_labelled_drawing_alone_or_a_full_size_frame(detector: Detector) -> None:

@@ -35,7 +35,7 @@ from digit_detector.reader_train import (
     without_generated_censored,
 )
 
-from .conftest import SHIPPED_READER, fixture_strokes, render_digit_canvas
+from .conftest import SHIPPED_READER, ReadsEverythingAs, fixture_strokes, render_digit_canvas
 
 
 def test_crop_centres_the_box_squared_with_a_margin() -> None:
@@ -117,19 +117,6 @@ def test_a_missing_damaged_or_foreign_reader_is_refused(tmp_path: Path, onnx_wei
         Detector(onnx_weights, reader=tmp_path / "none.onnx")
 
 
-class _ReadsEverythingAs(DigitReader):
-    """A reader of the digits and "other" (class ids 0-10) that reads every crop as `class_id`."""
-
-    def __init__(self, class_id: int) -> None:  # no ONNX file
-        self.class_ids = np.arange(11)
-        self.class_id = class_id
-        self.calls: list[int] = []
-
-    def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        self.calls.append(len(boxes))
-        return np.eye(11, dtype=np.float32)[[self.class_id] * len(boxes)]
-
-
 def test_the_reader_names_each_digit_shown_and_nothing_else(onnx_weights: Path) -> None:
     """With a reader that reads every crop as 3, the shown digit becomes a 3 with the detector's
     score and box; mAP candidates and non-digits keep the detector's classes; no digit shown,
@@ -138,7 +125,7 @@ def test_the_reader_names_each_digit_shown_and_nothing_else(onnx_weights: Path) 
     canvas = render_digit_canvas("7")
     own = detector.predict(canvas)
     assert [d.label for d in own] == ["7"]
-    detector.reader = fake = _ReadsEverythingAs(3)
+    detector.reader = fake = ReadsEverythingAs(3)
     detector.reader_digit_max_score = own[0].score + 0.01
     reread = detector.predict(canvas)
     assert [(d.label, d.class_id, d.score, d.box) for d in reread] == [("3", 3, own[0].score, own[0].box)]
@@ -156,7 +143,7 @@ def test_a_digit_the_reader_reads_as_other_is_shown_as_other(onnx_weights: Path)
     detector = Detector(onnx_weights, reader=False)
     canvas = render_digit_canvas("7")
     own = detector.predict(canvas)
-    detector.reader = _ReadsEverythingAs(OTHER_ID)
+    detector.reader = ReadsEverythingAs(OTHER_ID)
     detector.reader_other_max_score = own[0].score + 0.01
     shown = detector.predict(canvas)
     assert [(d.label, d.class_id, d.score, d.box) for d in shown] == [
