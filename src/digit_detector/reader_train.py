@@ -49,7 +49,7 @@ class ReaderTrainConfig:
     epochs: int = 8
     batch_size: int = 256
     lr: float = 4e-3
-    width: int = 16  # channels of the first block; 16 keeps the file near 330 KB
+    width: int = 16  # channels of the first block; 16 keeps the file near 360 KB
     box_jitter: float = 0.05  # std of each box side's shift, x the box's longer side
     read_other: bool = False  # also learn "other" from real doodles (`real_doodles_as_other`)
     read_censored: bool = False  # also "other" and censored (validated on real obscene doodles only)
@@ -64,8 +64,8 @@ class ReaderTrainConfig:
 
 class ReaderNet(nn.Module):
     """Three blocks of two 3x3 convolutions (32 -> 16 -> 8 -> 4 px), a linear layer to the
-    classes (the 10 digits, or those and "other"); softmax at the end, so the exported file
-    returns probabilities."""
+    classes (`ReaderTrainConfig.classes`: the 10 digits, those and "other", or every class);
+    softmax at the end, so the exported file returns probabilities."""
 
     def __init__(self, width: int = 16, outputs: int = len(DIGIT_IDS)) -> None:
         super().__init__()
