@@ -267,6 +267,15 @@ def _add_train_reader(sub: Any) -> None:
         action="store_true",
         help='also learn "other" and censored (served: its p(censored) is part of each censored score)',
     )
+    tr.add_argument(
+        "--augment", action="store_true", help="draw training scenes with the stroke augmentation of `train`"
+    )
+    tr.add_argument(
+        "--lone-scenes",
+        type=_count,
+        default=0,
+        help="extra training scenes of one doodle or obscene drawing alone (reader of other/censored)",
+    )
     tr.add_argument("--seed", type=_count, default=0)
     tr.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")
 
@@ -573,8 +582,14 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         width=args.width or defaults.width,
         read_other=args.read_other,
         read_censored=args.read_censored,
+        augment=args.augment,
+        lone_scenes=args.lone_scenes,
         seed=args.seed,
     )
+    if args.lone_scenes and not (args.read_other or args.read_censored):
+        raise UsageError(
+            "--lone-scenes draws doodles and obscene drawings: give --read-other or --read-censored"
+        )
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file; give a folder")
     train, val = split_drawings(training_drawings(args.data_dir, args.limit_per_file))
