@@ -30,8 +30,10 @@ from digit_detector.reader import (
 )
 from digit_detector.reader_train import (
     ReaderNet,
+    ReaderTrainConfig,
     accuracies,
     real_doodles_as_other,
+    training_crops,
     without_generated_censored,
 )
 
@@ -92,6 +94,8 @@ def test_train_reader_refuses_bad_arguments(tmp_path: Path, capsys: pytest.Captu
     assert "is a file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train-reader", "--out", str(tmp_path / "r"), "--epochs", "0"])
+    assert main(["train-reader", "--out", str(tmp_path / "r"), "--lone-scenes", "5"]) == 2
+    assert "--read-other or --read-censored" in capsys.readouterr().err
 
 
 def test_a_missing_damaged_or_foreign_reader_is_refused(tmp_path: Path, onnx_weights: Path) -> None:
@@ -240,6 +244,27 @@ def test_train_reader_read_censored_learns_every_class(stroke_dir: Path, tmp_pat
     assert summary["train_censored_crops"] > 0 and summary["train_other_crops"] > 0
     reader = DigitReader(out / READER_FILE)
     assert reader.reads_censored and list(reader.class_ids) == [*range(10), OTHER_ID, CENSORED_ID]
+
+
+def test_lone_scenes_add_one_doodle_or_obscene_crop_each(drawings: list[Drawing]) -> None:
+    """--lone-scenes: each extra scene adds one crop, "other" or censored (about half each);
+    the mixed scenes' crops come first and are the same as without them; a digit reader draws
+    none; --augment draws other crops from the same scenes."""
+    config = ReaderTrainConfig(scenes=20, read_censored=True)
+    classes = config.classes
+    plain_x, plain_y = training_crops(drawings, config, np.random.default_rng(0))
+    x, y = training_crops(drawings, replace(config, lone_scenes=60), np.random.default_rng(0))
+    assert len(y) == len(plain_y) + 60 and torch.equal(x[: len(plain_y)], plain_x)
+    lone = [classes[int(i)] for i in y[len(plain_y) :]]
+    assert 15 <= lone.count("censored") <= 45 and lone.count("other") == 60 - lone.count("censored")
+    digit_reader = ReaderTrainConfig(scenes=20)
+    digit_crops = training_crops(drawings, digit_reader, np.random.default_rng(0))[1]
+    with_lone = training_crops(drawings, replace(digit_reader, lone_scenes=60), np.random.default_rng(0))[1]
+    assert torch.equal(with_lone, digit_crops)
+    augmented_x, augmented_y = training_crops(
+        drawings, replace(config, augment=True), np.random.default_rng(0)
+    )
+    assert len(augmented_y) and not (len(augmented_y) == len(plain_y) and torch.equal(augmented_x, plain_x))
 
 
 class _Reads:
