@@ -94,6 +94,9 @@ def test_train_reader_refuses_bad_arguments(tmp_path: Path, capsys: pytest.Captu
     assert "is a file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train-reader", "--out", str(tmp_path / "r"), "--epochs", "0"])
+    for side in ("36", "8", "104"):  # not a multiple of 8, or out of range
+        with pytest.raises(SystemExit):
+            main(["train-reader", "--out", str(tmp_path / "r"), "--input-px", side])
     assert main(["train-reader", "--out", str(tmp_path / "r"), "--lone-scenes", "5"]) == 2
     assert "--read-other or --read-censored" in capsys.readouterr().err
 
@@ -113,6 +116,10 @@ def test_a_missing_damaged_or_foreign_reader_is_refused(tmp_path: Path, onnx_wei
     onnx.save(other_crop, str(tmp_path / "other-crop.onnx"))
     with pytest.raises(WeightsError, match="another crop"):
         DigitReader(tmp_path / "other-crop.onnx")
+    meta.value = json.dumps({**json.loads(meta.value), "input_px": 48})  # a size its graph does not take
+    onnx.save(other_crop, str(tmp_path / "other-size.onnx"))
+    with pytest.raises(WeightsError, match="its graph takes"):
+        DigitReader(tmp_path / "other-size.onnx")
     meta.value = json.dumps({**json.loads(meta.value), "input_px": READER_INPUT_PX, "classes": ["a", "b"]})
     onnx.save(other_crop, str(tmp_path / "other-classes.onnx"))
     with pytest.raises(WeightsError, match="reads the classes"):
@@ -217,6 +224,20 @@ def _with_doodles(stroke_dir: Path, root: Path) -> Path:
     ]
     write_stroke_file(root / "strokes" / "quickdraw_other.jsonl.gz", records)
     return root
+
+
+def test_a_reader_trained_on_larger_crops_is_served_them(stroke_dir: Path, tmp_path: Path) -> None:
+    """--input-px 48: the file records 48 px, its graph takes 48x48 crops and DigitReader cuts
+    them so (the default 32-px crops would not run)."""
+    out = tmp_path / "reader"
+    args = ["--data-dir", str(stroke_dir), "--out", str(out), "--scenes", "20", "--val-scenes", "10"]
+    assert main(["train-reader", *args, "--epochs", "1", "--input-px", "48"]) == 0
+    reader = DigitReader(out / READER_FILE)
+    assert reader.input_px == 48 and reader.metadata["input_px"] == 48
+    gray = 255 - render_digit_canvas("4")[..., 3]
+    assert reader.read(gray, np.array([[120.0, 70, 280, 330]])).shape == (1, 10)
+    assert reader_crop(gray, (120, 70, 280, 330), 48).shape == (48, 48)
+    assert reader_batch(gray, np.zeros((0, 4)), 48).shape == (0, 1, 48, 48)
 
 
 def test_train_reader_read_other_learns_and_exports_the_other_class(stroke_dir: Path, tmp_path: Path) -> None:

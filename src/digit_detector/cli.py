@@ -31,6 +31,15 @@ def _positive_int(text: str) -> int:
     return _whole_number(text, 1)
 
 
+def _reader_input_px(text: str) -> int:
+    from .reader import check_input_px
+
+    try:
+        return check_input_px(_positive_int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _count(text: str) -> int:
     """Seeds and worker counts: 0 or more (numpy refuses negative seeds)."""
     return _whole_number(text, 0)
@@ -257,6 +266,9 @@ def _add_train_reader(sub: Any) -> None:
     tr.add_argument("--val-scenes", type=_positive_int, default=None, help="validation scenes (default 2000)")
     tr.add_argument("--epochs", type=_positive_int, default=None, help="default 8")
     tr.add_argument("--width", type=_positive_int, default=None, help="first block channels (default 16)")
+    tr.add_argument(
+        "--input-px", type=_reader_input_px, default=None, help="crop side in pixels (default 32)"
+    )
     tr.add_argument(
         "--read-other",
         action="store_true",
@@ -580,6 +592,7 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         val_scenes=args.val_scenes or defaults.val_scenes,
         epochs=args.epochs or defaults.epochs,
         width=args.width or defaults.width,
+        input_px=args.input_px or defaults.input_px,
         read_other=args.read_other,
         read_censored=args.read_censored,
         augment=args.augment,

@@ -4,7 +4,8 @@ The detector decides where the digits are. Which digit each one is, it reads fro
 of the whole canvas in which neighbours crowd it (in multi-digit numbers it reads about 98.4%
 of the digits right, so a five-digit number is read exactly about nine times in ten). The
 reader is a small classifier over one digit's crop: the digit's box made square with a margin
-(`CROP_MARGIN`), resized by area to `READER_INPUT_PX` and its ink normalised like the
+(`CROP_MARGIN`), resized by area to its input size (`READER_INPUT_PX` unless trained with
+`--input-px`; the file records it) and its ink normalised like the
 detector's input (`normalise_ink`). It is trained on crops of the composed training scenes
 (`reader_train.py`, training-split writers only) and relabels the digits the detector shows
 (those it is not sure of); the score shown stays the detector's (how sure it is that a digit is
@@ -30,7 +31,8 @@ from .errors import WeightsError
 from .onnx_session import serving_session
 from .preprocess import INPUT_SCALE, PAD_VALUE, normalise_ink
 
-READER_INPUT_PX = 32
+READER_INPUT_PX = 32  # the default input side; a reader's file records its own
+READER_INPUT_PX_RANGE = (16, 96)  # and a multiple of 8 (three 2x poolings)
 CROP_MARGIN = 1.15  # crop side = this x the box's longer side (+ CROP_PAD_PX)
 CROP_PAD_PX = 2.0
 READER_FILE = "digit-reader.onnx"
@@ -43,10 +45,12 @@ EVERY_CLASS: tuple[str, ...] = (*DIGIT_OR_OTHER_CLASSES, CLASS_NAMES[CENSORED_ID
 READER_CLASS_SETS = (DIGIT_CLASSES, DIGIT_OR_OTHER_CLASSES, EVERY_CLASS)
 
 
-def reader_crop(gray: np.ndarray, box: np.ndarray | tuple[float, ...]) -> np.ndarray:
+def reader_crop(
+    gray: np.ndarray, box: np.ndarray | tuple[float, ...], input_px: int = READER_INPUT_PX
+) -> np.ndarray:
     """The reader's input for one box (x1, y1, x2, y2 in `gray`'s pixels): a square around the
     box's centre, CROP_MARGIN x its longer side, white beyond the image, resized by area to
-    (READER_INPUT_PX, READER_INPUT_PX), ink normalised; float32, white = 1.0."""
+    (input_px, input_px), ink normalised; float32, white = 1.0."""
     x1, y1, x2, y2 = (float(v) for v in box)
     side = max(x2 - x1, y2 - y1, 1.0) * CROP_MARGIN + CROP_PAD_PX
     n = int(np.ceil(side))
@@ -56,24 +60,39 @@ def reader_crop(gray: np.ndarray, box: np.ndarray | tuple[float, ...]) -> np.nda
     sx1, sy1, sx2, sy2 = max(left, 0), max(top, 0), min(left + n, width), min(top + n, height)
     if sx2 > sx1 and sy2 > sy1:
         square[sy1 - top : sy2 - top, sx1 - left : sx2 - left] = gray[sy1:sy2, sx1:sx2]
-    interpolation = cv2.INTER_AREA if n > READER_INPUT_PX else cv2.INTER_LINEAR
-    small = cv2.resize(square, (READER_INPUT_PX, READER_INPUT_PX), interpolation=interpolation)
+    interpolation = cv2.INTER_AREA if n > input_px else cv2.INTER_LINEAR
+    small = cv2.resize(square, (input_px, input_px), interpolation=interpolation)
     return normalise_ink(small).astype(np.float32) * np.float32(INPUT_SCALE)
 
 
-def reader_batch(gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """The reader's input for several boxes: (N, 1, READER_INPUT_PX, READER_INPUT_PX)."""
-    crops = [reader_crop(gray, box) for box in boxes]
-    return (
-        np.stack(crops)[:, None] if crops else np.zeros((0, 1, READER_INPUT_PX, READER_INPUT_PX), np.float32)
-    )
+def reader_batch(gray: np.ndarray, boxes: np.ndarray, input_px: int = READER_INPUT_PX) -> np.ndarray:
+    """The reader's input for several boxes: (N, 1, input_px, input_px)."""
+    crops = [reader_crop(gray, box, input_px) for box in boxes]
+    return np.stack(crops)[:, None] if crops else np.zeros((0, 1, input_px, input_px), np.float32)
 
 
-def reader_metadata(source: dict[str, Any], classes: tuple[str, ...] = DIGIT_CLASSES) -> dict[str, Any]:
+def check_input_px(input_px: object) -> int:
+    """A reader's input side: an int in READER_INPUT_PX_RANGE, a multiple of 8."""
+    low, high = READER_INPUT_PX_RANGE
+    if (
+        not isinstance(input_px, int)
+        or isinstance(input_px, bool)
+        or not low <= input_px <= high
+        or input_px % 8
+    ):
+        raise ValueError(
+            f"a reader's input side is a multiple of 8 from {low} to {high} px, not {input_px!r}"
+        )
+    return input_px
+
+
+def reader_metadata(
+    source: dict[str, Any], classes: tuple[str, ...] = DIGIT_CLASSES, input_px: int = READER_INPUT_PX
+) -> dict[str, Any]:
     """What an exported reader records, and what `DigitReader` checks on loading: the crop it
     was trained on must be the crop it is served; `classes` are its outputs, in order."""
     return {
-        "input_px": READER_INPUT_PX,
+        "input_px": input_px,
         "crop_margin": CROP_MARGIN,
         "crop_pad_px": CROP_PAD_PX,
         "classes": list(classes),
@@ -103,13 +122,28 @@ class DigitReader:
                 f"{path} reads the classes {list(classes)}; this version serves readers of the "
                 "digits, the digits and other, or every class"
             )
-        expected = reader_metadata(self.metadata.get("source", {}), classes)
+        self.input_px = self._checked_input_px(path)
+        expected = reader_metadata(self.metadata.get("source", {}), classes, self.input_px)
         if any(self.metadata.get(key) != expected[key] for key in expected if key != "source"):
             raise WeightsError(f"{path} was trained on another crop than this version serves; retrain it")
         self.classes = classes
         self.class_ids = np.array([CLASS_ID_BY_NAME[name] for name in classes])
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
+
+    def _checked_input_px(self, path: Path) -> int:
+        """The input side the file records, which its graph must take."""
+        try:
+            input_px = check_input_px(self.metadata.get("input_px"))
+        except ValueError as exc:
+            raise WeightsError(
+                f"{path} was trained on another crop than this version serves: {exc}"
+            ) from None
+        if list(self.session.get_inputs()[0].shape[2:]) != [input_px, input_px]:
+            raise WeightsError(
+                f"{path} was trained on another crop than its graph takes ({input_px} px recorded)"
+            )
+        return input_px
 
     @property
     def reads_censored(self) -> bool:
@@ -136,4 +170,5 @@ class DigitReader:
     def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         if len(boxes) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        return np.asarray(self.session.run(None, {self.input_name: reader_batch(gray, boxes)})[0])
+        crops = reader_batch(gray, boxes, self.input_px)
+        return np.asarray(self.session.run(None, {self.input_name: crops})[0])

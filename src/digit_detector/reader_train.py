@@ -34,7 +34,9 @@ from .reader import (
     DIGIT_OR_OTHER_CLASSES,
     EVERY_CLASS,
     READER_FILE,
+    READER_INPUT_PX,
     DigitReader,
+    check_input_px,
     reader_crop,
     reader_metadata,
 )
@@ -55,6 +57,7 @@ class ReaderTrainConfig:
     batch_size: int = 256
     lr: float = 4e-3
     width: int = 16  # channels of the first block; 16 keeps the file near 360 KB
+    input_px: int = READER_INPUT_PX  # the crop's side (`check_input_px`)
     box_jitter: float = 0.05  # std of each box side's shift, x the box's longer side
     read_other: bool = False  # also learn "other" from real doodles (`real_doodles_as_other`)
     read_censored: bool = False  # also "other" and censored (validated on real obscene doodles only)
@@ -74,12 +77,16 @@ class ReaderTrainConfig:
 
 
 class ReaderNet(nn.Module):
-    """Three blocks of two 3x3 convolutions (32 -> 16 -> 8 -> 4 px), a linear layer to the
-    classes (`ReaderTrainConfig.classes`: the 10 digits, those and "other", or every class);
-    softmax at the end, so the exported file returns probabilities."""
+    """Three blocks of two 3x3 convolutions, each halving the side (32 -> 16 -> 8 -> 4 px by
+    default), a linear layer to the classes (`ReaderTrainConfig.classes`: the 10 digits, those
+    and "other", or every class); softmax at the end, so the exported file returns
+    probabilities."""
 
-    def __init__(self, width: int = 16, outputs: int = len(DIGIT_IDS)) -> None:
+    def __init__(
+        self, width: int = 16, outputs: int = len(DIGIT_IDS), input_px: int = READER_INPUT_PX
+    ) -> None:
         super().__init__()
+        side = check_input_px(input_px) // 8
 
         def block(cin: int, cout: int) -> nn.Sequential:
             layers: list[nn.Module] = []
@@ -88,7 +95,7 @@ class ReaderNet(nn.Module):
             return nn.Sequential(*layers, nn.MaxPool2d(2))
 
         self.features = nn.Sequential(block(1, width), block(width, 2 * width), block(2 * width, 4 * width))
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * width * 16, outputs))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * width * side * side, outputs))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -104,9 +111,10 @@ def reader_crops(
     jitter: float,
     desc: str,
     classes: tuple[str, ...] = DIGIT_CLASSES,
+    input_px: int = READER_INPUT_PX,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reader inputs (N, 1, S, S) and labels (N, indices into `classes`) of every object of
-    those classes in `scenes` scenes."""
+    """Reader inputs (N, 1, input_px, input_px) and labels (N, indices into `classes`) of every
+    object of those classes in `scenes` scenes."""
     label_of = {CLASS_ID_BY_NAME[name]: i for i, name in enumerate(classes)}
     crops, labels = [], []
     for _ in tqdm(range(scenes), desc=desc, unit="scene", leave=False):
@@ -115,7 +123,7 @@ def reader_crops(
             if int(class_id) not in label_of:
                 continue
             shift = rng.normal(0.0, jitter, 4) * max(box[2] - box[0], box[3] - box[1])
-            crops.append(reader_crop(scene.image, box + shift))
+            crops.append(reader_crop(scene.image, box + shift, input_px))
             labels.append(label_of[int(class_id)])
     if not labels:
         raise UserError(f"{desc}: the scenes hold nothing the reader reads (an empty split?)")
@@ -129,11 +137,15 @@ def training_crops(
     `config.lone_scenes` scenes of one non-digit drawing alone."""
     augment = StrokeAugment() if config.augment else None
     mixed = SceneComposer.from_drawings(train, SceneConfig(), augment)
-    x, y = reader_crops(mixed, config.scenes, rng, config.box_jitter, "train crops", config.classes)
+    x, y = reader_crops(
+        mixed, config.scenes, rng, config.box_jitter, "train crops", config.classes, config.input_px
+    )
     non_digits = [d for d in train if d.class_id not in DIGIT_IDS]
     if config.lone_scenes and len(config.classes) > len(DIGIT_IDS) and non_digits:
         lone = SceneComposer.from_drawings(non_digits, LONE_NON_DIGIT_SCENES, augment)
-        lx, ly = reader_crops(lone, config.lone_scenes, rng, config.box_jitter, "lone crops", config.classes)
+        lx, ly = reader_crops(
+            lone, config.lone_scenes, rng, config.box_jitter, "lone crops", config.classes, config.input_px
+        )
         x, y = torch.cat([x, lx]), torch.cat([y, ly])
     return x, y
 
@@ -188,11 +200,12 @@ def train_reader(
         0.0,
         "val crops",
         config.classes,
+        config.input_px,
     )
     for split, labels in (("training", y), ("validation", vy)):
         if not bool((labels < len(DIGIT_IDS)).any()):
             raise UserError(f"the {split} scenes hold no digits (no digit drawings in this split?)")
-    net = ReaderNet(config.width, len(config.classes))
+    net = ReaderNet(config.width, len(config.classes), config.input_px)
     batches = max(1, len(y) // config.batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * batches)
@@ -236,7 +249,9 @@ def export_reader(net: ReaderNet, path: Path, sample: torch.Tensor, source: dict
     largest probability difference. A file that disagrees is not kept."""
     proto = onnx_model(net, sample[:1], "crops", "probabilities", max_batch=256)
     meta = reader_metadata(
-        {k: source[k] for k in ("commit", "val_accuracy", "train_crops")}, tuple(source["config"]["classes"])
+        {k: source[k] for k in ("commit", "val_accuracy", "train_crops")},
+        tuple(source["config"]["classes"]),
+        source["config"]["input_px"],
     )
     proto.metadata_props.append(onnx.StringStringEntryProto(key=READER_METADATA_KEY, value=json.dumps(meta)))
 
