@@ -18,6 +18,7 @@ from digit_detector.classes import CENSORED_ID, CLASS_ID_BY_NAME, OTHER_ID
 from digit_detector.cli import main
 from digit_detector.data.procedural import procedural_others
 from digit_detector.data.strokes import Drawing, is_unseen_category, write_stroke_file
+from digit_detector.errors import UserError
 from digit_detector.reader import (
     DIGIT_CLASSES,
     DIGIT_OR_OTHER_CLASSES,
@@ -33,6 +34,7 @@ from digit_detector.reader_train import (
     ReaderTrainConfig,
     accuracies,
     real_doodles_as_other,
+    train_reader,
     training_crops,
     without_generated_censored,
 )
@@ -286,6 +288,14 @@ def test_lone_scenes_add_one_doodle_or_obscene_crop_each(drawings: list[Drawing]
         drawings, replace(config, augment=True), np.random.default_rng(0)
     )
     assert len(augmented_y) and not (len(augmented_y) == len(plain_y) and torch.equal(augmented_x, plain_x))
+
+
+def test_a_reader_without_digits_to_learn_is_refused(drawings: list[Drawing], tmp_path: Path) -> None:
+    non_digits = [d for d in drawings if d.class_id in (OTHER_ID, CENSORED_ID)]
+    config = ReaderTrainConfig(scenes=10, val_scenes=5, read_censored=True)
+    with pytest.raises(UserError, match="training scenes hold no digits"):
+        train_reader(non_digits, drawings, config, tmp_path / "reader")
+    assert not (tmp_path / "reader").exists()
 
 
 class _Reads:

@@ -43,7 +43,7 @@ from .reader import (
 from .reader import METADATA_KEY as READER_METADATA_KEY
 
 PARITY_TOL = 1e-4
-# The canvases of training with one drawing alone, "other" and censored equally often.
+# `lone_scenes`: one drawing alone on training's canvases and pens, "other" and censored equally often.
 LONE_NON_DIGIT_SCENES = replace(
     SceneConfig(), kinds=("single",), kind_weights=(1.0,), single_mix=(0.0, 1.0, 1.0)
 )
