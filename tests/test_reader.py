@@ -99,6 +99,12 @@ def test_train_reader_refuses_bad_arguments(tmp_path: Path, capsys: pytest.Captu
     for side in ("36", "8", "104"):  # not a multiple of 8, or out of range
         with pytest.raises(SystemExit):
             main(["train-reader", "--out", str(tmp_path / "r"), "--input-px", side])
+    with pytest.raises(SystemExit):  # one class set at a time
+        main(["train-reader", "--out", str(tmp_path / "r"), "--read-other", "--read-censored"])
+    with pytest.raises(ValueError, match="a reader reads one of"):
+        ReaderTrainConfig(classes=("0", "other"))
+    with pytest.raises(ValueError, match="multiple of 8"):
+        ReaderTrainConfig(input_px=30)
     assert main(["train-reader", "--out", str(tmp_path / "r"), "--lone-scenes", "5"]) == 2
     assert "--read-other or --read-censored" in capsys.readouterr().err
 
@@ -273,7 +279,7 @@ def test_lone_scenes_add_one_doodle_or_obscene_crop_each(drawings: list[Drawing]
     """--lone-scenes: each extra scene adds one crop, "other" or censored (about half each);
     the mixed scenes' crops come first and are the same as without them; a digit reader draws
     none; --augment draws other crops from the same scenes."""
-    config = ReaderTrainConfig(scenes=20, read_censored=True)
+    config = ReaderTrainConfig(scenes=20, classes=EVERY_CLASS)
     classes = config.classes
     plain_x, plain_y = training_crops(drawings, config, np.random.default_rng(0))
     x, y = training_crops(drawings, replace(config, lone_scenes=60), np.random.default_rng(0))
@@ -292,7 +298,7 @@ def test_lone_scenes_add_one_doodle_or_obscene_crop_each(drawings: list[Drawing]
 
 def test_a_reader_without_digits_to_learn_is_refused(drawings: list[Drawing], tmp_path: Path) -> None:
     non_digits = [d for d in drawings if d.class_id in (OTHER_ID, CENSORED_ID)]
-    config = ReaderTrainConfig(scenes=10, val_scenes=5, read_censored=True)
+    config = ReaderTrainConfig(scenes=10, val_scenes=5, classes=EVERY_CLASS)
     with pytest.raises(UserError, match="training scenes hold no digits"):
         train_reader(non_digits, drawings, config, tmp_path / "reader")
     assert not (tmp_path / "reader").exists()

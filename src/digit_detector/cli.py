@@ -269,12 +269,13 @@ def _add_train_reader(sub: Any) -> None:
     tr.add_argument(
         "--input-px", type=_reader_input_px, default=None, help="crop side in pixels (default 32)"
     )
-    tr.add_argument(
+    reads = tr.add_mutually_exclusive_group()
+    reads.add_argument(
         "--read-other",
         action="store_true",
         help='also learn "other" from real doodles (served: an unsure digit it reads as "other" is shown so)',
     )
-    tr.add_argument(
+    reads.add_argument(
         "--read-censored",
         action="store_true",
         help='also learn "other" and censored (served: its p(censored) is part of each censored score)',
@@ -583,6 +584,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_train_reader(args: argparse.Namespace) -> int:
     from .classes import DIGIT_IDS
     from .data.procedural import training_drawings
+    from .reader import DIGIT_CLASSES, DIGIT_OR_OTHER_CLASSES, EVERY_CLASS
     from .reader_train import ReaderTrainConfig, train_reader
     from .train import git_commit, split_drawings
 
@@ -593,13 +595,16 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         epochs=args.epochs or defaults.epochs,
         width=args.width or defaults.width,
         input_px=args.input_px or defaults.input_px,
-        read_other=args.read_other,
-        read_censored=args.read_censored,
+        classes=EVERY_CLASS
+        if args.read_censored
+        else DIGIT_OR_OTHER_CLASSES
+        if args.read_other
+        else DIGIT_CLASSES,
         augment=args.augment,
         lone_scenes=args.lone_scenes,
         seed=args.seed,
     )
-    if args.lone_scenes and not (args.read_other or args.read_censored):
+    if args.lone_scenes and config.classes == DIGIT_CLASSES:
         raise UsageError(
             "--lone-scenes draws doodles and obscene drawings: give --read-other or --read-censored"
         )

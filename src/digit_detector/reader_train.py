@@ -1,5 +1,5 @@
-"""Training the digit reader (reader.py): crops of the digits in composed scenes (and, with
-`read_other`, of the real doodles, as "other"; with `read_censored`, those and the obscene
+"""Training the digit reader (reader.py): crops of the digits in composed scenes (and, for a
+reader of "other", of the real doodles; for a reader of every class, those and the obscene
 doodles), a small CNN, ONNX export with a parity check.
 
 Crops come from the scenes the detector trains on (SceneConfig defaults: every kind of scene,
@@ -31,8 +31,8 @@ from .errors import UserError
 from .export import onnx_model, save_checked
 from .reader import (
     DIGIT_CLASSES,
-    DIGIT_OR_OTHER_CLASSES,
     EVERY_CLASS,
+    READER_CLASS_SETS,
     READER_FILE,
     READER_INPUT_PX,
     DigitReader,
@@ -59,8 +59,9 @@ class ReaderTrainConfig:
     width: int = 16  # channels of the first block; 16 keeps the file near 360 KB
     input_px: int = READER_INPUT_PX  # the crop's side (`check_input_px`)
     box_jitter: float = 0.05  # std of each box side's shift, x the box's longer side
-    read_other: bool = False  # also learn "other" from real doodles (`real_doodles_as_other`)
-    read_censored: bool = False  # also "other" and censored (validated on real obscene doodles only)
+    # What it reads (`READER_CLASS_SETS`): the digits; those and "other", learnt from real doodles
+    # (`real_doodles_as_other`); or every class, censored validated on real obscene doodles only.
+    classes: tuple[str, ...] = DIGIT_CLASSES
     # Training scenes drawn with the detector's stroke augmentation (rotation, shear, aspect).
     augment: bool = False
     # Extra training scenes of one doodle or obscene drawing alone, half each (readers of "other"
@@ -69,11 +70,15 @@ class ReaderTrainConfig:
     lone_scenes: int = 0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if tuple(self.classes) not in READER_CLASS_SETS:
+            raise ValueError(f"a reader reads one of {READER_CLASS_SETS}, not {self.classes}")
+        self.classes = tuple(self.classes)
+        check_input_px(self.input_px)
+
     @property
-    def classes(self) -> tuple[str, ...]:
-        if self.read_censored:
-            return EVERY_CLASS
-        return DIGIT_OR_OTHER_CLASSES if self.read_other else DIGIT_CLASSES
+    def reads_censored(self) -> bool:
+        return self.classes == EVERY_CLASS
 
 
 class ReaderNet(nn.Module):
@@ -141,7 +146,7 @@ def training_crops(
         mixed, config.scenes, rng, config.box_jitter, "train crops", config.classes, config.input_px
     )
     non_digits = [d for d in train if d.class_id not in DIGIT_IDS]
-    if config.lone_scenes and len(config.classes) > len(DIGIT_IDS) and non_digits:
+    if config.lone_scenes and config.classes != DIGIT_CLASSES and non_digits:
         lone = SceneComposer.from_drawings(non_digits, LONE_NON_DIGIT_SCENES, augment)
         lx, ly = reader_crops(
             lone, config.lone_scenes, rng, config.box_jitter, "lone crops", config.classes, config.input_px
@@ -188,9 +193,9 @@ def train_reader(
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    if config.read_other or config.read_censored:
+    if config.classes != DIGIT_CLASSES:
         train, val = real_doodles_as_other(train), real_doodles_as_other(val)
-    if config.read_censored:
+    if config.reads_censored:
         val = without_generated_censored(val)
     x, y = training_crops(train, config, rng)
     vx, vy = reader_crops(
