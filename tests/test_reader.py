@@ -6,7 +6,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -16,6 +16,7 @@ import torch
 from digit_detector import Detector, WeightsError
 from digit_detector.classes import CENSORED_ID, CLASS_ID_BY_NAME, OTHER_ID
 from digit_detector.cli import main
+from digit_detector.data.compose import SceneComposer
 from digit_detector.data.procedural import procedural_others
 from digit_detector.data.strokes import Drawing, is_unseen_category, write_stroke_file
 from digit_detector.errors import UserError
@@ -302,6 +303,30 @@ def test_a_reader_without_digits_to_learn_is_refused(drawings: list[Drawing], tm
     with pytest.raises(UserError, match="training scenes hold no digits"):
         train_reader(non_digits, drawings, config, tmp_path / "reader")
     assert not (tmp_path / "reader").exists()
+
+
+def test_train_reader_validates_censored_on_real_obscene_doodles_only(
+    drawings: list[Drawing], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Generated obscene doodles of the validation split never reach a validation scene, while
+    the real ones do."""
+    real = [d for d in drawings if d.class_id == CENSORED_ID]
+    generated = [
+        replace(d, id=f"censored_procedural/{i}", source="censored_procedural", synthetic=True)
+        for i, d in enumerate(real)
+    ]
+    pools: list[list[Drawing]] = []
+    compose = SceneComposer.from_drawings
+
+    def recording(drawings: list[Drawing], *args: Any, **kwargs: Any) -> SceneComposer:
+        pools.append(list(drawings))
+        return compose(drawings, *args, **kwargs)
+
+    monkeypatch.setattr(SceneComposer, "from_drawings", recording)
+    config = ReaderTrainConfig(scenes=10, val_scenes=5, epochs=1, classes=EVERY_CLASS)
+    train_reader(drawings, [*drawings, *generated], config, tmp_path / "reader")
+    validation_pool = pools[-1]
+    assert not any(d.synthetic for d in validation_pool) and all(d in validation_pool for d in real)
 
 
 class _Reads:
