@@ -145,14 +145,16 @@ def training_crops(
     x, y = reader_crops(
         mixed, config.scenes, rng, config.box_jitter, "train crops", config.classes, config.input_px
     )
+    if not config.lone_scenes or config.classes == DIGIT_CLASSES:
+        return x, y
     non_digits = [d for d in train if d.class_id not in DIGIT_IDS]
-    if config.lone_scenes and config.classes != DIGIT_CLASSES and non_digits:
-        lone = SceneComposer.from_drawings(non_digits, LONE_NON_DIGIT_SCENES, augment)
-        lx, ly = reader_crops(
-            lone, config.lone_scenes, rng, config.box_jitter, "lone crops", config.classes, config.input_px
-        )
-        x, y = torch.cat([x, lx]), torch.cat([y, ly])
-    return x, y
+    if not non_digits:
+        return x, y
+    lone = SceneComposer.from_drawings(non_digits, LONE_NON_DIGIT_SCENES, augment)
+    lx, ly = reader_crops(
+        lone, config.lone_scenes, rng, config.box_jitter, "lone crops", config.classes, config.input_px
+    )
+    return torch.cat([x, lx]), torch.cat([y, ly])
 
 
 def real_doodles_as_other(drawings: list[Drawing]) -> list[Drawing]:
