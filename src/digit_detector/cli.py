@@ -588,6 +588,11 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
     from .reader_train import ReaderTrainConfig, train_reader
     from .train import git_commit, split_drawings
 
+    classes = DIGIT_CLASSES  # the two flags are exclusive
+    if args.read_censored:
+        classes = EVERY_CLASS
+    elif args.read_other:
+        classes = DIGIT_OR_OTHER_CLASSES
     defaults = ReaderTrainConfig()
     config = ReaderTrainConfig(
         scenes=args.scenes or defaults.scenes,
@@ -595,11 +600,7 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         epochs=args.epochs or defaults.epochs,
         width=args.width or defaults.width,
         input_px=args.input_px or defaults.input_px,
-        classes=EVERY_CLASS
-        if args.read_censored
-        else DIGIT_OR_OTHER_CLASSES
-        if args.read_other
-        else DIGIT_CLASSES,
+        classes=classes,
         augment=args.augment,
         lone_scenes=args.lone_scenes,
         seed=args.seed,
