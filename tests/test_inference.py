@@ -388,6 +388,18 @@ def test_detector_is_thread_safe(detector: Detector) -> None:
     assert all(r == ref for r in results)
 
 
+def test_serving_sessions_sleep_between_runs_and_the_reader_gets_the_detectors_threads(
+    onnx_weights: Path,
+) -> None:
+    """Spinning pools of the detector, the reader and a second visitor fight over two cores."""
+    detector = Detector(onnx_weights, threads=3)
+    assert detector.reader is not None
+    for session in (detector._backend.session, detector.reader.session):  # type: ignore[attr-defined]
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.intra_op_num_threads == 3
+
+
 def test_missing_and_corrupted_weights_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="not found"):
         Detector(tmp_path / "nope.onnx")

@@ -734,6 +734,7 @@ def _print_serving(serving: dict[str, Any]) -> None:
     print(f"digit reader: {last['reader']} ({last['reader_mb']:.2f} MB)")
     predict = f"p50 {fig('predict_p50_ms', 'ms')}, p95 {fig('predict_p95_ms', 'ms')}"
     print(f"end-to-end predict, 400x400 canvas: {predict}")
+    print(f"the same, two visitors at once: p50 {fig('two_visitors_p50_ms', 'ms')} a request")
     print(f"end-to-end predict, 1100x800 canvas with a closer look: p50 {fig('closer_looks_p50_ms', 'ms')}")
     interaction = f"p50 {fig('interaction_p50_ms', 'ms')}"
     print(f"app interaction (predict, drawing, numbers, feedback proposals): {interaction}")
