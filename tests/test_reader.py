@@ -18,7 +18,12 @@ from digit_detector.classes import CENSORED_ID, CLASS_ID_BY_NAME, OTHER_ID
 from digit_detector.cli import main
 from digit_detector.data.compose import SceneComposer
 from digit_detector.data.procedural import procedural_others
-from digit_detector.data.strokes import Drawing, is_unseen_category, write_stroke_file
+from digit_detector.data.strokes import (
+    Drawing,
+    is_unseen_category,
+    without_generated_censored,
+    write_stroke_file,
+)
 from digit_detector.errors import UserError
 from digit_detector.reader import (
     DIGIT_CLASSES,
@@ -37,7 +42,6 @@ from digit_detector.reader_train import (
     real_doodles_as_other,
     train_reader,
     training_crops,
-    without_generated_censored,
 )
 
 from .conftest import SHIPPED_READER, ReadsEverythingAs, fixture_strokes, render_digit_canvas

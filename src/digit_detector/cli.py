@@ -16,6 +16,10 @@ from typing import Any
 from .errors import UserError
 from .postprocess import CENSORED_CONF, DEFAULT_CONF, DEFAULT_IOU, EVAL_CONF
 
+NO_GENERATED_CENSORED_HELP = (
+    "learn censored from the real obscene doodles only, not the generated ones (censored_procedural)"
+)
+
 
 def _whole_number(text: str, low: int) -> int:
     try:
@@ -251,6 +255,13 @@ def _add_train(sub: Any) -> None:
     train.add_argument(
         "--hard-examples", default=None, help="`digit-detector mine` output: hard drawings drawn more often"
     )
+    train.add_argument(
+        "--no-generated-censored",
+        dest="generated_censored",
+        action="store_false",
+        default=None,
+        help=NO_GENERATED_CENSORED_HELP,
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -288,6 +299,12 @@ def _add_train_reader(sub: Any) -> None:
         type=_count,
         default=0,
         help="extra training scenes of one doodle or obscene drawing alone (reader of other/censored)",
+    )
+    tr.add_argument(
+        "--no-generated-censored",
+        dest="generated_censored",
+        action="store_false",
+        help=NO_GENERATED_CENSORED_HELP + " (with --read-censored)",
     )
     tr.add_argument("--seed", type=_count, default=0)
     tr.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")
@@ -603,8 +620,11 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         classes=classes,
         augment=args.augment,
         lone_scenes=args.lone_scenes,
+        generated_censored=args.generated_censored,
         seed=args.seed,
     )
+    if not config.generated_censored and not config.reads_censored:
+        raise UsageError("--no-generated-censored is about the censored class: give --read-censored")
     if args.lone_scenes and config.classes == DIGIT_CLASSES:
         raise UsageError(
             "--lone-scenes draws doodles and obscene drawings: give --read-other or --read-censored"

@@ -23,10 +23,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .classes import CENSORED_ID, CLASS_ID_BY_NAME, DIGIT_IDS, OTHER_ID
+from .classes import CLASS_ID_BY_NAME, DIGIT_IDS, OTHER_ID
 from .data.augment import StrokeAugment
 from .data.compose import SceneComposer, SceneConfig
-from .data.strokes import Drawing
+from .data.strokes import Drawing, without_generated_censored
 from .errors import UserError
 from .export import onnx_model, save_checked
 from .reader import (
@@ -68,6 +68,8 @@ class ReaderTrainConfig:
     # or censored only): 30,000 mixed scenes hold ~4,000 real obscene crops, fewer than the
     # 7,177 real obscene drawings of the training split.
     lone_scenes: int = 0
+    # Censored learnt from the generated obscene doodles too (a reader of censored only).
+    generated_censored: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -164,11 +166,6 @@ def real_doodles_as_other(drawings: list[Drawing]) -> list[Drawing]:
     return [d for d in drawings if d.class_id != OTHER_ID or (d.category is not None and not d.synthetic)]
 
 
-def without_generated_censored(drawings: list[Drawing]) -> list[Drawing]:
-    """Validation measures censored on real obscene doodles only (generated ones are easier)."""
-    return [d for d in drawings if not (d.class_id == CENSORED_ID and d.synthetic)]
-
-
 @torch.no_grad()
 def accuracies(
     net: ReaderNet, crops: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...]
@@ -199,6 +196,8 @@ def train_reader(
         train, val = real_doodles_as_other(train), real_doodles_as_other(val)
     if config.reads_censored:
         val = without_generated_censored(val)
+        if not config.generated_censored:
+            train = without_generated_censored(train)
     x, y = training_crops(train, config, rng)
     vx, vy = reader_crops(
         SceneComposer.from_drawings(val, SceneConfig()),

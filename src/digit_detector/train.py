@@ -25,7 +25,7 @@ from tqdm import tqdm
 from .data.compose import SceneConfig
 from .data.dataset import GeneratedScenes, LabelledPool, collate, default_workers, fixed_scenes
 from .data.procedural import training_drawings
-from .data.strokes import Drawing
+from .data.strokes import Drawing, without_generated_censored
 from .distributed import DistContext
 from .hard_examples import HardExamples
 from .metrics import ImagePrediction, ImageTruth, coco_evaluate
@@ -66,6 +66,7 @@ class TrainConfig:
     extra_data: str | None = None  # YOLO-format folder of real labelled canvases (e.g. feedback)
     extra_weight: float = 0.2  # fraction of training samples drawn from extra_data
     hard_examples: str | None = None  # `digit-detector mine` output: hard drawings drawn more often
+    generated_censored: bool = True  # False: censored learnt from real obscene doodles only
     bn_calibration_batches: int = 16  # recent training batches that re-estimate BN statistics
 
 
@@ -360,6 +361,8 @@ def _data(
     hard = HardExamples.load(cfg.hard_examples) if cfg.hard_examples else None  # a bad file fails first
     drawings = training_drawings(cfg.data_dir, cfg.limit_per_file)
     train_drawings, val_drawings = split_drawings(drawings)
+    if not cfg.generated_censored:
+        train_drawings = without_generated_censored(train_drawings)
     if not val_drawings:
         val_drawings = train_drawings  # tiny fixtures may hold no held-out writer
     count = cfg.val_scenes if ctx.is_main else 0

@@ -77,6 +77,14 @@ class Drawing:
         return "val" if zlib.crc32(self.group.encode()) % 100 < VAL_PERCENT else "train"
 
 
+def without_generated_censored(drawings: list[Drawing]) -> list[Drawing]:
+    """The drawings without the generated obscene doodles (`censored_procedural`): what
+    validation measures censored on (generated ones are easier), and what `train` and
+    `train-reader --no-generated-censored` learn censored from (their clean shaft-and-circles
+    shapes may teach that any elongated doodle is obscene)."""
+    return [d for d in drawings if not (d.class_id == CENSORED_ID and d.synthetic)]
+
+
 def is_unseen_category(category: str) -> bool:
     """True for the doodle categories held out of training (about one in ten)."""
     return zlib.crc32(f"category/{category}".encode()) % UNSEEN_CATEGORY_MODULO == 0
