@@ -358,3 +358,43 @@ def test_training_draws_every_scene_at_the_models_input_size(stroke_dir: Path, t
     assert real.image.shape == (96, 96)
     scene = make_composer(drawings, augment=True, input_size=96).compose_letterboxed(np.random.default_rng(0))
     assert scene.image.shape == (96, 96)
+
+
+@pytest.mark.parametrize("generated_censored", [True, False])
+def test_training_learns_censored_from_generated_doodles_unless_told_not_to(
+    stroke_dir: Path, tmp_path: Path, generated_censored: bool
+) -> None:
+    """`train --no-generated-censored` draws censored from the real obscene doodles only."""
+    given = build_parser().parse_args(["train", *([] if generated_censored else ["--no-generated-censored"])])
+    assert given.generated_censored is (None if generated_censored else False)  # None: TrainConfig's True
+    import shutil
+
+    from digit_detector.classes import CENSORED_ID
+    from digit_detector.data.strokes import write_stroke_file
+    from digit_detector.distributed import DistContext
+    from digit_detector.train import TrainConfig, _data
+
+    from .conftest import fixture_strokes
+
+    data = tmp_path / "data"
+    shutil.copytree(stroke_dir, data)
+    rng = np.random.default_rng(0)
+    records = [
+        {
+            "id": f"g{i}",
+            "label": "censored",
+            "text": "censored",
+            "writer": None,
+            "strokes": fixture_strokes("censored", rng),
+        }
+        for i in range(6)
+    ]
+    write_stroke_file(data / "strokes" / "censored_procedural.jsonl.gz", records)
+    cfg = TrainConfig(
+        data_dir=str(data), batch_size=4, val_scenes=1, workers=0, generated_censored=generated_censored
+    )
+    loader, _, _, _ = _data(cfg, DistContext(), 0, input_size=96)
+    pool = loader.dataset.composer.pool  # type: ignore[attr-defined]
+    drawn = [pool.sample(CENSORED_ID, np.random.default_rng(seed)) for seed in range(200)]
+    assert any(not d.synthetic for d in drawn)
+    assert any(d.synthetic for d in drawn) == generated_censored

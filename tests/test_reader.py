@@ -112,6 +112,10 @@ def test_train_reader_refuses_bad_arguments(tmp_path: Path, capsys: pytest.Captu
         ReaderTrainConfig(input_px=30)
     assert main(["train-reader", "--out", str(tmp_path / "r"), "--lone-scenes", "5"]) == 2
     assert "--read-other or --read-censored" in capsys.readouterr().err
+    for classes in ([], ["--read-other"]):  # a reader of no censored has no generated censored to drop
+        assert main(["train-reader", "--out", str(tmp_path / "r"), *classes, "--no-generated-censored"]) == 2
+        assert "give --read-censored" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_missing_damaged_or_foreign_reader_is_refused(tmp_path: Path, onnx_weights: Path) -> None:
@@ -331,6 +335,33 @@ def test_train_reader_validates_censored_on_real_obscene_doodles_only(
     train_reader(drawings, [*drawings, *generated], config, tmp_path / "reader")
     validation_pool = pools[-1]
     assert not any(d.synthetic for d in validation_pool) and all(d in validation_pool for d in real)
+
+
+@pytest.mark.parametrize("generated_censored", [True, False])
+def test_train_reader_learns_censored_from_generated_doodles_unless_told_not_to(
+    drawings: list[Drawing], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, generated_censored: bool
+) -> None:
+    real = [d for d in drawings if d.class_id == CENSORED_ID]
+    generated = [
+        replace(d, id=f"censored_procedural/{i}", source="censored_procedural", synthetic=True)
+        for i, d in enumerate(real)
+    ]
+    pools: list[list[Drawing]] = []
+    compose = SceneComposer.from_drawings
+
+    def recording(drawings: list[Drawing], *args: Any, **kwargs: Any) -> SceneComposer:
+        pools.append(list(drawings))
+        return compose(drawings, *args, **kwargs)
+
+    monkeypatch.setattr(SceneComposer, "from_drawings", recording)
+    config = ReaderTrainConfig(
+        scenes=10, val_scenes=5, epochs=1, classes=EVERY_CLASS, generated_censored=generated_censored
+    )
+    summary = train_reader([*drawings, *generated], drawings, config, tmp_path / "reader")
+    training_pool = pools[0]
+    assert all(d in training_pool for d in real)
+    assert all((d in training_pool) == generated_censored for d in generated)
+    assert summary["config"]["generated_censored"] is generated_censored
 
 
 class _Reads:
