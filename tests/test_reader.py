@@ -313,16 +313,16 @@ def test_a_reader_without_digits_to_learn_is_refused(drawings: list[Drawing], tm
     assert not (tmp_path / "reader").exists()
 
 
-def test_train_reader_validates_censored_on_real_obscene_doodles_only(
-    drawings: list[Drawing], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Generated obscene doodles of the validation split never reach a validation scene, while
-    the real ones do."""
-    real = [d for d in drawings if d.class_id == CENSORED_ID]
-    generated = [
+def _generated_copies(real: list[Drawing]) -> list[Drawing]:
+    """Each real obscene doodle again as a generated one (censored_procedural)."""
+    return [
         replace(d, id=f"censored_procedural/{i}", source="censored_procedural", synthetic=True)
         for i, d in enumerate(real)
     ]
+
+
+def _record_scene_pools(monkeypatch: pytest.MonkeyPatch) -> list[list[Drawing]]:
+    """The drawings of every SceneComposer.from_drawings call, in call order."""
     pools: list[list[Drawing]] = []
     compose = SceneComposer.from_drawings
 
@@ -331,8 +331,18 @@ def test_train_reader_validates_censored_on_real_obscene_doodles_only(
         return compose(drawings, *args, **kwargs)
 
     monkeypatch.setattr(SceneComposer, "from_drawings", recording)
+    return pools
+
+
+def test_train_reader_validates_censored_on_real_obscene_doodles_only(
+    drawings: list[Drawing], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Generated obscene doodles of the validation split never reach a validation scene, while
+    the real ones do."""
+    real = [d for d in drawings if d.class_id == CENSORED_ID]
+    pools = _record_scene_pools(monkeypatch)
     config = ReaderTrainConfig(scenes=10, val_scenes=5, epochs=1, classes=EVERY_CLASS)
-    train_reader(drawings, [*drawings, *generated], config, tmp_path / "reader")
+    train_reader(drawings, [*drawings, *_generated_copies(real)], config, tmp_path / "reader")
     validation_pool = pools[-1]
     assert not any(d.synthetic for d in validation_pool) and all(d in validation_pool for d in real)
 
@@ -342,18 +352,8 @@ def test_train_reader_learns_censored_from_generated_doodles_unless_told_not_to(
     drawings: list[Drawing], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, generated_censored: bool
 ) -> None:
     real = [d for d in drawings if d.class_id == CENSORED_ID]
-    generated = [
-        replace(d, id=f"censored_procedural/{i}", source="censored_procedural", synthetic=True)
-        for i, d in enumerate(real)
-    ]
-    pools: list[list[Drawing]] = []
-    compose = SceneComposer.from_drawings
-
-    def recording(drawings: list[Drawing], *args: Any, **kwargs: Any) -> SceneComposer:
-        pools.append(list(drawings))
-        return compose(drawings, *args, **kwargs)
-
-    monkeypatch.setattr(SceneComposer, "from_drawings", recording)
+    generated = _generated_copies(real)
+    pools = _record_scene_pools(monkeypatch)
     config = ReaderTrainConfig(
         scenes=10, val_scenes=5, epochs=1, classes=EVERY_CLASS, generated_censored=generated_censored
     )
