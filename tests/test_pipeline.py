@@ -365,8 +365,6 @@ def test_training_learns_censored_from_generated_doodles_unless_told_not_to(
     stroke_dir: Path, tmp_path: Path, generated_censored: bool
 ) -> None:
     """`train --no-generated-censored` draws censored from the real obscene doodles only."""
-    given = build_parser().parse_args(["train", *([] if generated_censored else ["--no-generated-censored"])])
-    assert given.generated_censored is (None if generated_censored else False)  # None: TrainConfig's True
     import shutil
 
     from digit_detector.classes import CENSORED_ID
@@ -376,6 +374,8 @@ def test_training_learns_censored_from_generated_doodles_unless_told_not_to(
 
     from .conftest import fixture_strokes
 
+    given = build_parser().parse_args(["train", *([] if generated_censored else ["--no-generated-censored"])])
+    assert given.generated_censored is (None if generated_censored else False)  # None: TrainConfig's True
     data = tmp_path / "data"
     shutil.copytree(stroke_dir, data)
     rng = np.random.default_rng(0)
