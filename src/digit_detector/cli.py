@@ -611,24 +611,21 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
     elif args.read_other:
         classes = DIGIT_OR_OTHER_CLASSES
     defaults = ReaderTrainConfig()
-    config = ReaderTrainConfig(
-        scenes=args.scenes or defaults.scenes,
-        val_scenes=args.val_scenes or defaults.val_scenes,
-        epochs=args.epochs or defaults.epochs,
-        width=args.width or defaults.width,
-        input_px=args.input_px or defaults.input_px,
-        classes=classes,
-        augment=args.augment,
-        lone_scenes=args.lone_scenes,
-        generated_censored=args.generated_censored,
-        seed=args.seed,
-    )
-    if not config.generated_censored and not config.reads_censored:
-        raise UsageError("--no-generated-censored is about the censored class: give --read-censored")
-    if args.lone_scenes and config.classes == DIGIT_CLASSES:
-        raise UsageError(
-            "--lone-scenes draws doodles and obscene drawings: give --read-other or --read-censored"
+    try:
+        config = ReaderTrainConfig(
+            scenes=args.scenes or defaults.scenes,
+            val_scenes=args.val_scenes or defaults.val_scenes,
+            epochs=args.epochs or defaults.epochs,
+            width=args.width or defaults.width,
+            input_px=args.input_px or defaults.input_px,
+            classes=classes,
+            augment=args.augment,
+            lone_scenes=args.lone_scenes,
+            generated_censored=args.generated_censored,
+            seed=args.seed,
         )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file; give a folder")
     train, val = split_drawings(training_drawings(args.data_dir, args.limit_per_file))

@@ -77,6 +77,17 @@ class ReaderTrainConfig:
             raise ValueError(f"a reader reads one of {READER_CLASS_SETS}, not {self.classes}")
         self.classes = tuple(self.classes)
         check_input_px(self.input_px)
+        # Worded for the CLI too (`train-reader` reports these as usage errors).
+        if self.lone_scenes and self.classes == DIGIT_CLASSES:
+            raise ValueError(
+                "lone scenes (--lone-scenes) draw doodles and obscene drawings: train a reader of "
+                "them (--read-other or --read-censored)"
+            )
+        if not self.generated_censored and not self.reads_censored:
+            raise ValueError(
+                "leaving out the generated obscene doodles (--no-generated-censored) is about the "
+                "censored class: give --read-censored"
+            )
 
     @property
     def reads_censored(self) -> bool:
@@ -147,7 +158,7 @@ def training_crops(
     x, y = reader_crops(
         mixed, config.scenes, rng, config.box_jitter, "train crops", config.classes, config.input_px
     )
-    if not config.lone_scenes or config.classes == DIGIT_CLASSES:
+    if not config.lone_scenes:  # never for a digit reader (`ReaderTrainConfig`)
         return x, y
     non_digits = [d for d in train if d.class_id not in DIGIT_IDS]
     if not non_digits:
