@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,6 +132,25 @@ def build_stroke_fixture(root: Path, per_label: int = 6, writers: int = 12, seed
                     }
                 )
         write_stroke_file(root / "strokes" / f"{name}.jsonl.gz", records)
+    return root
+
+
+def stroke_fixture_with(stroke_dir: Path, root: Path, file_name: str, label: str, texts: list[str]) -> Path:
+    """A copy of the fixture folder at `root` with one more stroke file, `file_name`: a drawing of
+    `label` per text (its Quick, Draw! category, or the label), no writer."""
+    shutil.copytree(stroke_dir, root)
+    rng = np.random.default_rng(0)
+    records = [
+        {
+            "id": f"{file_name}/{i}",
+            "label": label,
+            "text": text,
+            "writer": None,
+            "strokes": fixture_strokes(label, rng),
+        }
+        for i, text in enumerate(texts)
+    ]
+    write_stroke_file(root / "strokes" / f"{file_name}.jsonl.gz", records)
     return root
 
 

@@ -365,31 +365,17 @@ def test_training_learns_censored_from_generated_doodles_unless_told_not_to(
     stroke_dir: Path, tmp_path: Path, generated_censored: bool
 ) -> None:
     """`train --no-generated-censored` draws censored from the real obscene doodles only."""
-    import shutil
-
     from digit_detector.classes import CENSORED_ID
-    from digit_detector.data.strokes import write_stroke_file
     from digit_detector.distributed import DistContext
     from digit_detector.train import TrainConfig, _data
 
-    from .conftest import fixture_strokes
+    from .conftest import stroke_fixture_with
 
     given = build_parser().parse_args(["train", *([] if generated_censored else ["--no-generated-censored"])])
     assert given.generated_censored is (None if generated_censored else False)  # None: TrainConfig's True
-    data = tmp_path / "data"
-    shutil.copytree(stroke_dir, data)
-    rng = np.random.default_rng(0)
-    records = [
-        {
-            "id": f"g{i}",
-            "label": "censored",
-            "text": "censored",
-            "writer": None,
-            "strokes": fixture_strokes("censored", rng),
-        }
-        for i in range(6)
-    ]
-    write_stroke_file(data / "strokes" / "censored_procedural.jsonl.gz", records)
+    data = stroke_fixture_with(
+        stroke_dir, tmp_path / "data", "censored_procedural", "censored", ["censored"] * 6
+    )
     cfg = TrainConfig(
         data_dir=str(data), batch_size=4, val_scenes=1, workers=0, generated_censored=generated_censored
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +21,6 @@ from digit_detector.data.strokes import (
     Drawing,
     is_unseen_category,
     without_generated_censored,
-    write_stroke_file,
 )
 from digit_detector.errors import UserError
 from digit_detector.reader import (
@@ -44,7 +42,12 @@ from digit_detector.reader_train import (
     training_crops,
 )
 
-from .conftest import SHIPPED_READER, ReadsEverythingAs, fixture_strokes, render_digit_canvas
+from .conftest import (
+    SHIPPED_READER,
+    ReadsEverythingAs,
+    render_digit_canvas,
+    stroke_fixture_with,
+)
 
 
 def test_crop_centres_the_box_squared_with_a_margin() -> None:
@@ -227,20 +230,7 @@ TRAINED_CATEGORIES = ["apple", "tree", "house", "car"]
 def _with_doodles(stroke_dir: Path, root: Path) -> Path:
     """A copy of the fixture folder with a few Quick, Draw! doodles of trained categories."""
     assert not any(is_unseen_category(c) for c in TRAINED_CATEGORIES)
-    shutil.copytree(stroke_dir, root)
-    rng = np.random.default_rng(0)
-    records = [
-        {
-            "id": f"d{i}",
-            "label": "other",
-            "text": category,
-            "writer": None,
-            "strokes": fixture_strokes("other", rng),
-        }
-        for i, category in enumerate(TRAINED_CATEGORIES * 3)
-    ]
-    write_stroke_file(root / "strokes" / "quickdraw_other.jsonl.gz", records)
-    return root
+    return stroke_fixture_with(stroke_dir, root, "quickdraw_other", "other", TRAINED_CATEGORIES * 3)
 
 
 def test_a_reader_trained_on_larger_crops_is_served_them(stroke_dir: Path, tmp_path: Path) -> None:
