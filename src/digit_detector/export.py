@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,13 +46,32 @@ class ParityError(UserError):
     """The exported file disagrees with the checkpoint; nothing was written."""
 
 
+# The exporter warns on every export that torchvision (which does not install beside this torch)
+# is missing; neither model uses a torchvision op.
+_EXPORTER_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
+
+
+def _not_about_torchvision(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("torchvision is not installed")
+
+
+@contextlib.contextmanager
+def _quiet_torchvision_warnings() -> Iterator[None]:
+    logger = logging.getLogger(_EXPORTER_REGISTRY_LOGGER)
+    logger.addFilter(_not_about_torchvision)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_not_about_torchvision)
+
+
 def onnx_model(
     model: torch.nn.Module, example: torch.Tensor, input_name: str, output_name: str, max_batch: int
 ) -> onnx.ModelProto:
     """`model` (whose forward takes `x`) as one ONNX model, opset OPSET, batch size dynamic up
     to `max_batch`; the detector's and the digit reader's exports both go through here."""
     # The exporter narrates every pass on stdout; keep stdout for the CLI's own output.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_torchvision_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model,
