@@ -234,3 +234,11 @@ def test_mine_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["mine", "--out", str(tmp_path / "h.json"), "--weights", str(tmp_path / "no.onnx")]) == 2
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "h.json").exists()
+
+
+def test_mine_scores_every_side_unless_told(stroke_dir: Path, tmp_path: Path) -> None:
+    every, obscene = tmp_path / "every.json", tmp_path / "obscene.json"
+    assert main(["mine", "--data-dir", str(stroke_dir), "--out", str(every)]) == 0
+    assert main(["mine", "--data-dir", str(stroke_dir), "--out", str(obscene), "--sides", "obscene"]) == 0
+    assert HardExamples.load(every).meta["sides"] == ["doodles", "obscene", "digits"]
+    assert HardExamples.load(obscene).meta["sides"] == ["obscene"]

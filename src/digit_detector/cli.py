@@ -555,13 +555,13 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
 
 def _cmd_mine(args: argparse.Namespace) -> int:
     from .data.procedural import training_drawings
-    from .hard_examples import HARD_EXAMPLE_GAIN, MINED_SIDES, check_sides, mine_hard_examples
+    from .hard_examples import HARD_EXAMPLE_GAIN, check_sides, mine_hard_examples
     from .inference import Detector
 
     gain = HARD_EXAMPLE_GAIN if args.gain is None else args.gain
-    sides = list(MINED_SIDES) if args.sides is None else args.sides
     try:
-        check_sides(sides)
+        if args.sides is not None:
+            check_sides(args.sides)
     except UserError as exc:
         raise UsageError(f"--sides: {exc}") from None
     if args.out.is_dir():
@@ -574,7 +574,7 @@ def _cmd_mine(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write into {args.out.parent}: {exc}") from None
     detector = Detector(args.weights)
     drawings = training_drawings(args.data_dir, args.limit_per_file)
-    hard = mine_hard_examples(detector, drawings, gain, args.seed, sides=sides)
+    hard = mine_hard_examples(detector, drawings, gain, args.seed, sides=args.sides)
     hard.save(args.out)
     for side in hard.meta["sides"]:
         info = hard.meta[side]

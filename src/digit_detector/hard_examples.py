@@ -128,13 +128,14 @@ def mine_hard_examples(
     gain: float = HARD_EXAMPLE_GAIN,
     seed: int = 0,
     progress: bool = True,
-    sides: Collection[str] = tuple(MINED_SIDES),
+    sides: Collection[str] | None = None,
 ) -> HardExamples:
-    """Every mined drawing of `drawings` (`is_mined`) of the given `MINED_SIDES` drawn alone and
-    scored (module doc). Drawings of other sides keep weight 1 in training: a run can emphasise,
-    say, missed obscene doodles without also emphasising doodles."""
+    """Every mined drawing of `drawings` (`is_mined`) of the given `MINED_SIDES` (None: all)
+    drawn alone and scored (module doc). Drawings of other sides keep weight 1 in training: a
+    run can emphasise, say, missed obscene doodles without also emphasising doodles."""
     if not _is_finite_at_least(gain, 0.0):
         raise ValueError(f"gain must be a number >= 0, got {gain}")
+    sides = tuple(MINED_SIDES) if sides is None else sides
     check_sides(sides)
     classes = set().union(*(MINED_SIDES[side] for side in sides))
     mined = [d for d in drawings if is_mined(d) and d.class_id in classes]
