@@ -466,6 +466,15 @@ def test_box_coverage_of_uneven_boxes() -> None:
     np.testing.assert_allclose(box_coverage(inner, outer), [[100 / 400, 0.0]])
 
 
+def test_boxes_apart_on_one_axis_share_nothing() -> None:
+    box = np.array([[0.0, 0.0, 10.0, 10.0]])
+    above_below = np.array([[2.0, 20.0, 8.0, 30.0], [2.0, -30.0, 8.0, -20.0]])  # x overlaps, y apart
+    left_right = above_below[:, [1, 0, 3, 2]]  # the same, transposed
+    for apart in (above_below, left_right):
+        np.testing.assert_array_equal(box_iou(box, apart), [[0.0, 0.0]])
+        np.testing.assert_array_equal(box_coverage(box, apart), [[0.0, 0.0]])
+
+
 def test_confusion_matrix_with_empty_images_and_repeated_misses() -> None:
     from digit_detector.metrics import match_at_threshold, recall_per_class
 
