@@ -167,6 +167,20 @@ def test_fit_to_ink_shrinks_loose_sides_and_reaches_only_past_cut_ones() -> None
     np.testing.assert_array_equal(fit_to_ink(short, gray, reach=1), [[40, 20, 44, 79]])
     np.testing.assert_array_equal(fit_to_ink(short, gray, reach=3), [[40, 20, 44, 80]])
     np.testing.assert_array_equal(fit_to_ink(short, gray), [[41, 20, 44, 78]])
+    # The neighbour, cut on every side but the left, whose paper keeps the box off the bar
+    # although the bar lies within reach of it.
+    np.testing.assert_array_equal(
+        fit_to_ink(np.array([[45.5, 31.0, 52.5, 59.0]]), gray, reach=3), [[46, 30, 55, 60]]
+    )
+    # A block cut on the left and at the top, with paper on its right and below, where a dot and
+    # a dash lie within reach: the box takes the block's cut-off part and neither of them.
+    block = np.full((40, 40), 255, np.uint8)
+    block[10:20, 10:20] = 0
+    block[15, 22] = 0
+    block[22, 12:17] = 0
+    np.testing.assert_array_equal(
+        fit_to_ink(np.array([[11.0, 12.0, 20.5, 20.5]]), block, reach=3), [[10, 10, 20, 20]]
+    )
     # A box on bare paper stays as it was; one past the image's edge is clipped to it.
     np.testing.assert_array_equal(
         fit_to_ink(np.array([[60.0, 70.5, 90.0, 95.0]]), gray), [[60, 70.5, 90, 95]]
