@@ -241,6 +241,11 @@ def test_censored_consensus_scores_censored_reads_by_the_mean_over_views() -> No
     assert rows[0, 5 + CENSORED_ID] == 1.0  # the input is not changed
     two = censored_consensus(rows, [agreeing, elsewhere], rescored)
     np.testing.assert_allclose(censored_scores(two)[0], (0.9 + 0.3 + 0.0) / 3, rtol=1e-6)
+    faint = agreeing.copy()
+    faint[0, 5 + CENSORED_ID] = 0.005 / 0.6  # censored 0.005 over row 0: under CONSENSUS_MIN_SCORE, none
+    np.testing.assert_allclose(
+        censored_scores(censored_consensus(rows, [faint], rescored))[0], 0.9 / 2, rtol=1e-6
+    )
     np.testing.assert_array_equal(censored_consensus(rows, [], rescored), rows)
     # Rows not picked keep their scores, even with a view that disagrees.
     np.testing.assert_array_equal(censored_consensus(rows, [elsewhere], np.zeros(3, bool)), rows)
