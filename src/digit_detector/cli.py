@@ -559,11 +559,11 @@ def _cmd_mine(args: argparse.Namespace) -> int:
     from .inference import Detector
 
     gain = HARD_EXAMPLE_GAIN if args.gain is None else args.gain
-    try:
-        if args.sides is not None:
+    if args.sides is not None:  # None: every side (mine_hard_examples)
+        try:
             check_sides(args.sides)
-    except UserError as exc:
-        raise UsageError(f"--sides: {exc}") from None
+        except UserError as exc:
+            raise UsageError(f"--sides: {exc}") from None
     if args.out.is_dir():
         raise UsageError(f"--out {args.out} is a folder; give a file name such as hard.json")
     try:  # fail before minutes of mining, not after
