@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from digit_detector import Detector, WeightsError
+from digit_detector import Detector, WeightsError, reader_train
 from digit_detector.classes import CENSORED_ID, CLASS_ID_BY_NAME, OTHER_ID
 from digit_detector.cli import main
 from digit_detector.data.compose import SceneComposer
@@ -294,6 +294,25 @@ def test_lone_scenes_add_one_doodle_or_obscene_crop_each(drawings: list[Drawing]
         drawings, replace(config, augment=True), np.random.default_rng(0)
     )
     assert len(augmented_y) and not (len(augmented_y) == len(plain_y) and torch.equal(augmented_x, plain_x))
+
+
+def test_readers_trained_otherwise_are_validated_on_the_same_crops(
+    drawings: list[Drawing], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other training scenes, lone scenes or seed: the crops each epoch is validated on stay
+    the same, so the validation figures of two readers compare."""
+    validated: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def recording(net: ReaderNet, crops: torch.Tensor, labels: torch.Tensor, classes: Any) -> Any:
+        validated.append((crops, labels))
+        return accuracies(net, crops, labels, classes)
+
+    monkeypatch.setattr(reader_train, "accuracies", recording)
+    config = ReaderTrainConfig(scenes=10, val_scenes=8, epochs=1, classes=EVERY_CLASS)
+    for i, other in enumerate((config, replace(config, scenes=14, lone_scenes=6, seed=3))):
+        train_reader(drawings, drawings, other, tmp_path / f"reader{i}")
+    (crops, labels), (other_crops, other_labels) = validated
+    assert len(labels) and torch.equal(labels, other_labels) and torch.equal(crops, other_crops)
 
 
 def test_a_reader_without_digits_to_learn_is_refused(drawings: list[Drawing], tmp_path: Path) -> None:

@@ -43,6 +43,9 @@ from .reader import (
 from .reader import METADATA_KEY as READER_METADATA_KEY
 
 PARITY_TOL = 1e-4
+# Validation scenes are drawn from their own generator, so that readers trained with other
+# scenes, lone scenes or seeds are validated on the same crops.
+VALIDATION_SEED = 0
 # `lone_scenes`: one drawing alone on training's canvases and pens, "other" and censored equally often.
 LONE_NON_DIGIT_SCENES = replace(
     SceneConfig(), kinds=("single",), kind_weights=(1.0,), single_mix=(0.0, 1.0, 1.0)
@@ -170,6 +173,14 @@ def training_crops(
     return torch.cat([x, lx]), torch.cat([y, ly])
 
 
+def validation_crops(val: list[Drawing], config: ReaderTrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The crops of `config.val_scenes` scenes of the validation drawings, unjittered, from
+    VALIDATION_SEED whatever the training scenes or seed."""
+    composer = SceneComposer.from_drawings(val, SceneConfig())
+    rng = np.random.default_rng(VALIDATION_SEED)
+    return reader_crops(composer, config.val_scenes, rng, 0.0, "val crops", config.classes, config.input_px)
+
+
 def real_doodles_as_other(drawings: list[Drawing]) -> list[Drawing]:
     """The drawings a reader that reads "other" learns from: "other" only as real doodles (a
     category, not generated). Letters and glyphs are the detector's to tell from digits, and
@@ -210,15 +221,7 @@ def train_reader(
         if not config.generated_censored:
             train = without_generated_censored(train)
     x, y = training_crops(train, config, rng)
-    vx, vy = reader_crops(
-        SceneComposer.from_drawings(val, SceneConfig()),
-        config.val_scenes,
-        rng,
-        0.0,
-        "val crops",
-        config.classes,
-        config.input_px,
-    )
+    vx, vy = validation_crops(val, config)
     for split, labels in (("training", y), ("validation", vy)):
         if not bool((labels < len(DIGIT_IDS)).any()):
             raise UserError(f"the {split} scenes hold no digits (no digit drawings in this split?)")
