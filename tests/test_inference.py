@@ -351,14 +351,15 @@ def test_a_reader_of_every_class_scores_the_censored_drawing_with_the_detector(
 
 @pytest.mark.parametrize(
     ("weight", "censored_conf", "lowest"),
-    [(0.4, 0.55, 0.25), (0.6, 0.9, 0.75), (0.6, 0.6, 0.01), (0.6, 0.3, 0.01)],
+    [(0.4, 0.55, 0.25), (0.6, 0.9, 0.75), (0.6, 0.6, 0.1), (0.6, 0.05, 0.05)],
 )
 def test_censored_candidates_start_at_the_lowest_detector_score_that_can_be_shown(
     onnx_weights: Path, weight: float, censored_conf: float, lowest: float
 ) -> None:
     """With a reader of every class, a censored read is a candidate from the detector score
     that a reader's p(censored) of 1 lifts to censored_conf, never under
-    MIN_CENSORED_CANDIDATE (0.01); without such a reader, from censored_conf itself."""
+    MIN_CENSORED_CANDIDATE (0.1) unless censored_conf is lower; without such a reader, from
+    censored_conf itself."""
     detector = Detector(onnx_weights, reader=False)
     assert detector._censored_candidates_from(censored_conf) == censored_conf
     detector.reader = ReadsEverythingAs(OTHER_ID, every_class=True)
