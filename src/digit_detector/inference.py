@@ -94,7 +94,7 @@ READER_DIGIT_MAX_SCORE = 0.95
 # card, "Reader shipped now").
 READER_CENSORED_WEIGHT = 0.6
 # Nor is a censored read under this a candidate, whatever the reader would say: from 0.01 to
-# 0.2, the same canvases were pixelated on twelve samples of every held-out group, and from
+# 0.2, the same canvases were pixelated on twenty samples of every held-out group, and from
 # 0.1 the reader has fewer crops to read (model card, "Reader shipped now").
 MIN_CENSORED_CANDIDATE = 0.1
 
