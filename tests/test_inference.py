@@ -16,7 +16,7 @@ from digit_detector.classes import CENSORED_ID, CLASS_NAMES, OTHER_ID, Detection
 from digit_detector.inference import Inference
 from digit_detector.postprocess import CENSORED_DOMINANCE
 from digit_detector.preprocess import ink_box, letterbox_gray, to_model_input
-from digit_detector.render import annotate, read_numbers
+from digit_detector.render import annotate, beside_in_number, read_numbers
 
 from .conftest import REPO, ReadsEverythingAs, render_digit_canvas
 
@@ -541,6 +541,28 @@ def test_annotation_pixelates_censored_and_reads_numbers() -> None:
     spaced = [Detection("4", 4, 0.9, (0, 0, 20, 30)), Detection("2", 2, 0.9, (100, 2, 120, 32))]
     assert read_numbers(spaced) == ["4 2"]
     assert read_numbers([]) == []
+
+
+def test_beside_in_number_finds_the_next_digit_of_a_number_only() -> None:
+    """A neighbour counts on the box's line, of a like height, at most its height away: as
+    `read_numbers` joins two digits into one number."""
+    digit = np.array([[100.0, 100.0, 130.0, 140.0]])  # 40 px tall
+
+    def beside(*neighbour: float) -> bool:
+        return bool(beside_in_number(digit, np.array([neighbour]))[0])
+
+    assert beside(140, 102, 170, 142)  # next in the number, 10 px gap
+    assert beside(60, 98, 90, 138)  # the one before it
+    assert beside(170, 100, 200, 140)  # 40 px gap: one height
+    assert not beside(171, 100, 201, 140)  # a wider gap starts a new number
+    assert not beside(140, 150, 170, 190)  # the line below
+    assert not beside(140, 125, 170, 165)  # its centre outside the box's rows
+    assert beside(140, 80, 170, 160)  # twice as tall
+    assert not beside(140, 80, 170, 161)  # more than twice as tall
+    assert not beside(140, 110, 170, 129)  # less than half as tall
+    assert beside(110, 105, 125, 135)  # overlapping
+    assert beside_in_number(digit, np.zeros((0, 4))).tolist() == [False]
+    assert beside_in_number(np.zeros((0, 4)), digit).tolist() == []
 
 
 def test_cli_user_errors_are_one_line_and_bugs_keep_their_traceback(

@@ -184,6 +184,53 @@ def test_a_digit_the_reader_reads_as_other_is_shown_as_other(onnx_weights: Path)
     assert [d.label for d in detector.predict(canvas)] == ["0"]  # p(every digit) 0: the first
 
 
+def _digits_side_by_side(gap: int) -> np.ndarray:
+    """A 1 and a 7 of one size on one line, `gap` px apart (20: one number; 250: two)."""
+    one = render_digit_canvas("1", size=(600, 400), box=(100, 140, 170, 260))
+    seven = render_digit_canvas("7", size=(600, 400), box=(170 + gap, 140, 240 + gap, 260), seed=1)
+    one[..., 3] = np.maximum(one[..., 3], seven[..., 3])
+    return one
+
+
+class ReadsOtherWith(ReadsEverythingAs):
+    """Reads every crop as "other" with `p_other`, else a 3."""
+
+    def __init__(self, p_other: float) -> None:
+        super().__init__(3)
+        self.p_other = p_other
+
+    def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        probs = super().read(gray, boxes) * (1 - self.p_other)
+        probs[:, OTHER_ID] = self.p_other
+        return probs
+
+
+@pytest.mark.parametrize("gap", [20, 250])
+def test_a_doubtful_digit_beside_a_sure_one_needs_more_to_be_other(onnx_weights: Path, gap: int) -> None:
+    """The detector sure of one digit and doubtful of the other (reader_other_max_score
+    between their scores), a reader giving every crop p(other) 0.4, else a 3: in one number the
+    doubtful digit is shown as a 3, like the sure one (0.4 is under
+    reader_other_conf_in_number), two numbers apart as "other" (0.4 is over reader_other_conf);
+    from p(other) 0.6 it is "other" in a number too. Two doubtful digits do not vouch for each
+    other."""
+    detector = Detector(onnx_weights, reader=False)
+    canvas = _digits_side_by_side(gap)
+    own = sorted(detector.predict(canvas), key=lambda d: d.score)
+    assert [d.label for d in own] == ["1", "7"] and own[0].score < own[1].score
+    detector.reader = ReadsOtherWith(0.4)
+    detector.reader_digit_max_score = 1.01
+    detector.reader_other_max_score = (own[0].score + own[1].score) / 2
+    assert detector.reader_other_conf < 0.4 < detector.reader_other_conf_in_number < 0.6
+    doubtful, sure = sorted(detector.predict(canvas), key=lambda d: d.score)
+    assert (doubtful.box, sure.box) == (own[0].box, own[1].box)
+    assert (doubtful.label, sure.label) == ("3" if gap == 20 else "other", "3")
+    detector.reader = ReadsOtherWith(0.6)
+    assert [d.label for d in sorted(detector.predict(canvas), key=lambda d: d.score)] == ["other", "3"]
+    detector.reader = ReadsOtherWith(0.4)
+    detector.reader_other_max_score = 1.0
+    assert [d.label for d in detector.predict(canvas)] == ["other", "other"]
+
+
 def _reader_of(classes: tuple[str, ...]) -> DigitReader:
     """A DigitReader of those classes without an ONNX file, for its decisions on given rows."""
     reader = DigitReader.__new__(DigitReader)
@@ -200,6 +247,7 @@ def test_classify_digits_shows_other_only_from_the_other_threshold() -> None:
     assert reader.classify_digits(probs, 0.5).tolist() == [OTHER_ID, 2]
     assert reader.classify_digits(probs, 0.7).tolist() == [7, 2]
     assert reader.classify_digits(probs, 0.5, np.array([False, True])).tolist() == [7, 2]
+    assert reader.classify_digits(probs, np.array([0.7, 0.05])).tolist() == [7, OTHER_ID]  # one per row
     assert _reader_of(DIGIT_CLASSES).classify_digits(probs[:, :10], 0.0).tolist() == [7, 2]
     every = np.array([[0.0] * 5 + [0.2, 0.0, 0.0, 0.0, 0.0, 0.1, 0.7]])
     assert _reader_of(EVERY_CLASS).classify_digits(every, 0.5).tolist() == [5]

@@ -47,6 +47,7 @@ from .preprocess import (
     unlabelled_ink,
 )
 from .reader import READER_FILE, DigitReader
+from .render import beside_in_number
 
 # The ONNX weights are package data: `pip install` puts them next to this file.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -82,6 +83,12 @@ CENSORED_VIEW_MIN_INPUT_PX = 64.0
 # shipped now").
 READER_OTHER_CONF = 0.15
 READER_OTHER_MAX_SCORE = 0.85
+# Beside a digit the detector is that sure of, as the next digit of a number
+# (`render.beside_in_number`), a doubtful digit is "other" only from this p(other): there it is
+# more likely a digit drawn badly than a doodle (twelve samples: more numbers and small writing
+# read exactly, and numbers beside doodles, for a few more doodles beside a number shown as a
+# digit; model card, "Digits in a number").
+READER_OTHER_CONF_IN_NUMBER = 0.5
 # The reader reads the digits the detector scores under this; the detector's reading of the
 # others was as good on held-out numbers (model card, "Reader of every class"): about two in
 # three digits shown need no reader run.
@@ -206,6 +213,7 @@ class Detector:
         self._backend: _Backend = (_OnnxBackend if backend == "onnx" else _TorchBackend)(path, threads)
         self.reader_other_conf = READER_OTHER_CONF
         self.reader_other_max_score = READER_OTHER_MAX_SCORE
+        self.reader_other_conf_in_number = READER_OTHER_CONF_IN_NUMBER
         self.reader_digit_max_score = READER_DIGIT_MAX_SCORE
         self.reader_censored_weight = READER_CENSORED_WEIGHT
         reader_path = DEFAULT_READER if reader is True else reader
@@ -380,12 +388,14 @@ class Detector:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Classes and scores after the reader's look at each crop. A digit shown with a score
         under reader_digit_max_score becomes the digit the reader reads, or "other" for a reader
-        that reads "other" where the detector's digit score is below reader_other_max_score (its
-        score stays the detector's). A reader of every class also scores each censored drawing
+        that reads "other" where the detector's digit score is below reader_other_max_score
+        (from reader_other_conf_in_number beside a digit scored that much, as in a number). Its
+        score stays the detector's. A reader of every class also scores each censored drawing
         (READER_CENSORED_WEIGHT)."""
         if self.reader is None:
             return ids, scores
-        digits = np.isin(ids, list(DIGIT_IDS)) & (scores < self.reader_digit_max_score)
+        is_digit = np.isin(ids, list(DIGIT_IDS))
+        digits = is_digit & (scores < self.reader_digit_max_score)
         censored = (ids == CENSORED_ID) & self.reader.reads_censored
         if not (digits | censored).any():
             return ids, scores
@@ -393,7 +403,10 @@ class Detector:
         probs = self.reader.read(gray, boxes[digits | censored])
         from_digit = digits[digits | censored]
         doubtful = scores[digits] < self.reader_other_max_score
-        ids[digits] = self.reader.classify_digits(probs[from_digit], self.reader_other_conf, doubtful)
+        sure = is_digit & (scores >= self.reader_other_max_score)
+        in_number = beside_in_number(boxes[digits], boxes[sure])
+        other_conf = np.where(in_number, self.reader_other_conf_in_number, self.reader_other_conf)
+        ids[digits] = self.reader.classify_digits(probs[from_digit], other_conf, doubtful)
         weight = self.reader_censored_weight
         p_censored = self.reader.share(probs[~from_digit], CENSORED_ID)
         scores[censored] = (1 - weight) * scores[censored] + weight * p_censored

@@ -155,11 +155,11 @@ class DigitReader:
         return probs[:, self.class_ids == class_id].sum(axis=1)
 
     def classify_digits(
-        self, probs: np.ndarray, other_conf: float, may_be_other: np.ndarray | None = None
+        self, probs: np.ndarray, other_conf: float | np.ndarray, may_be_other: np.ndarray | None = None
     ) -> np.ndarray:
         """Each digit shown's class id from its row of `read`: "other" where the reader's
-        p(other) is at least `other_conf` and `may_be_other` allows it (never, for a digits-only
-        reader), else the digit it reads most likely."""
+        p(other) is at least `other_conf` (one for all rows, or one per row) and `may_be_other`
+        allows it (never, for a digits-only reader), else the digit it reads most likely."""
         is_digit = np.isin(self.class_ids, list(DIGIT_IDS))
         digit = self.class_ids[np.where(is_digit, probs, -1.0).argmax(axis=1)]
         other = (self.share(probs, OTHER_ID) >= other_conf) & (self.class_ids == OTHER_ID).any()

@@ -14,6 +14,8 @@ from .boxes import box_coverage
 from .classes import CENSORED_ID, OTHER_ID, Detection
 
 OTHER_COVER = 0.6  # a digit this much inside an "other" box is part of that drawing
+NUMBER_GAP = 1.0  # a gap wider than this x the digits' height starts a new number
+NUMBER_HEIGHT_RATIO = 2.0  # digits of one number: neither this many times taller than the other
 
 # Readable on white, distinct per digit (Tableau 10), grey for "other", red for "censored".
 CLASS_COLOURS: dict[int, tuple[int, int, int]] = {
@@ -166,11 +168,32 @@ def covered_by_other(detections: Sequence[Detection], min_cover: float = OTHER_C
     return [d.is_digit and bool(c >= min_cover) for d, c in zip(detections, cover, strict=True)]
 
 
+def beside_in_number(boxes: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """For each (N, 4) xyxy box: does one of the (M, 4) `neighbours` sit where the next digit
+    of the same number would? On its line (each one's vertical centre within the other's
+    extent), of a like height (NUMBER_HEIGHT_RATIO) and at most NUMBER_GAP x their mean height
+    apart, as `read_numbers` joins digits."""
+    if len(boxes) == 0 or len(neighbours) == 0:
+        return np.zeros(len(boxes), dtype=bool)
+    box, other = boxes[:, None, :], neighbours[None, :, :]
+    height, other_height = box[..., 3] - box[..., 1], other[..., 3] - other[..., 1]
+    centre, other_centre = (box[..., 1] + box[..., 3]) / 2, (other[..., 1] + other[..., 3]) / 2
+    same_line = (centre >= other[..., 1]) & (centre <= other[..., 3])
+    same_line &= (other_centre >= box[..., 1]) & (other_centre <= box[..., 3])
+    like_height = (height <= NUMBER_HEIGHT_RATIO * other_height) & (
+        other_height <= NUMBER_HEIGHT_RATIO * height
+    )
+    gap = np.maximum(other[..., 0] - box[..., 2], box[..., 0] - other[..., 2])
+    close = gap <= NUMBER_GAP * (height + other_height) / 2
+    return (same_line & like_height & close).any(axis=1)
+
+
 def read_numbers(detections: Sequence[Detection]) -> list[str]:
     """Digits read left to right, one string per line of writing, top line first.
 
     Only digits count, and not those inside an "other" box. Within a line, a horizontal gap
-    wider than the line's mean digit height starts a new number (shown after a space).
+    wider than NUMBER_GAP x the line's mean digit height starts a new number (shown after a
+    space).
     """
     inside = covered_by_other(detections)
     digits = [d for d, covered in zip(detections, inside, strict=True) if d.is_digit and not covered]
@@ -180,6 +203,6 @@ def read_numbers(detections: Sequence[Detection]) -> list[str]:
         text = line[0].label
         for prev, cur in pairwise(line):
             gap = cur.box[0] - prev.box[2]
-            text += (" " if gap > height else "") + cur.label
+            text += (" " if gap > NUMBER_GAP * height else "") + cur.label
         out.append(text)
     return out
