@@ -197,6 +197,11 @@ def render_digit_canvas(
     return rgba
 
 
+def overlay(*canvases: np.ndarray) -> np.ndarray:
+    """RGBA canvases of one size (`render_digit_canvas`) drawn on one canvas: every drawing."""
+    return np.maximum.reduce(canvases)
+
+
 def tiny_train_args(
     stroke_dir: Path, out: Path, steps: int, batch: int = 8, val_scenes: int = 8
 ) -> list[str]:

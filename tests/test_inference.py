@@ -18,7 +18,7 @@ from digit_detector.postprocess import CENSORED_DOMINANCE
 from digit_detector.preprocess import ink_box, letterbox_gray, to_model_input
 from digit_detector.render import annotate, beside_in_number, read_numbers
 
-from .conftest import REPO, ReadsEverythingAs, render_digit_canvas
+from .conftest import REPO, ReadsEverythingAs, overlay, render_digit_canvas
 
 
 @pytest.fixture(scope="module")
@@ -92,16 +92,16 @@ def test_what_is_shown_has_one_label_per_object_after_fitting(detector: Detector
 def _small_writing_beside_a_large_digit() -> tuple[np.ndarray, list[np.ndarray]]:
     """1100x800: an "8" 680 px tall, and "234" 26 px tall far from it (about 6 px tall in
     the first look's letterbox). Returns the canvas and the small digits' ink boxes."""
-    canvas = render_digit_canvas("8", size=(1100, 800), stroke=16, box=(80, 80, 560, 760))
-    inks = []
-    for i, label in enumerate("234"):
-        x = 850 + 26 * i
-        digit = render_digit_canvas(label, size=(1100, 800), stroke=3, seed=i, box=(x, 100, x + 18, 126))
-        ink = ink_box(255 - digit[..., 3])
-        assert ink is not None
-        inks.append(ink)
-        canvas[..., 3] = np.maximum(canvas[..., 3], digit[..., 3])
-    return canvas, inks
+    large = render_digit_canvas("8", size=(1100, 800), stroke=16, box=(80, 80, 560, 760))
+    small = [
+        render_digit_canvas(
+            label, size=(1100, 800), stroke=3, seed=i, box=(850 + 26 * i, 100, 868 + 26 * i, 126)
+        )
+        for i, label in enumerate("234")
+    ]
+    inks = [ink for digit in small if (ink := ink_box(255 - digit[..., 3])) is not None]
+    assert len(inks) == len(small)
+    return overlay(large, *small), inks
 
 
 def test_a_closer_look_reads_small_writing_beside_a_large_drawing(
@@ -201,7 +201,7 @@ def test_two_drawings_side_by_side_get_a_closer_look_each(onnx_weights: Path) ->
     looked at again, larger; the closer reads (stronger here) replace the first ones."""
     left = render_digit_canvas("7", size=(1100, 400), stroke=6, box=(60, 100, 180, 300))
     right = render_digit_canvas("4", size=(1100, 400), stroke=6, box=(900, 100, 1020, 300))
-    canvas = np.maximum(left, right)
+    canvas = overlay(left, right)
     detector = Detector(onnx_weights, reader=False)  # the scripted reads stand
     detector._backend = model = _RowModel()
     shown = sorted(detector.predict(canvas), key=lambda d: d.box[0])
@@ -222,7 +222,7 @@ def test_drawings_large_in_the_first_look_are_not_split(onnx_weights: Path) -> N
     right = render_digit_canvas("4", size=(1100, 400), stroke=6, box=(830, 40, 1020, 360))
     detector = Detector(onnx_weights, reader=False)  # the scripted reads stand
     detector._backend = model = _RowModel()
-    shown = sorted(detector.predict(np.maximum(left, right)), key=lambda d: d.box[0])
+    shown = sorted(detector.predict(overlay(left, right)), key=lambda d: d.box[0])
     assert len(model.seen) == 1
     assert [d.label for d in shown] == ["7", "4"]
 
@@ -233,13 +233,13 @@ def test_small_writing_far_apart_unread_at_first_is_read_by_its_halves(
     """The numbers "234" and "567", 18 px tall, at the two ends of a 1100x400 canvas: about 3
     input px tall in the first look, which reads nothing; the unread ink spans the whole frame,
     so it is cut between its strokes and each half, seen about twice as large, is read."""
-    canvas = np.zeros((400, 1100, 4), np.uint8)
-    inks = []
-    for i, label in enumerate("234567"):
-        x = 40 + 16 * i if i < 3 else 1100 - 40 - 16 * (6 - i)
-        digit = render_digit_canvas(label, size=(1100, 400), stroke=3, seed=i, box=(x, 133, x + 12.6, 151))
-        inks.append(ink_box(255 - digit[..., 3]))
-        canvas[..., 3] = np.maximum(canvas[..., 3], digit[..., 3])
+    lefts = [40 + 16 * i if i < 3 else 1100 - 40 - 16 * (6 - i) for i in range(6)]
+    digits = [
+        render_digit_canvas(label, size=(1100, 400), stroke=3, seed=i, box=(x, 133, x + 12.6, 151))
+        for i, (label, x) in enumerate(zip("234567", lefts, strict=True))
+    ]
+    inks = [ink_box(255 - digit[..., 3]) for digit in digits]
+    canvas = overlay(*digits)
     shown = sorted(detector.predict(canvas), key=lambda d: d.box[0])
     assert [d.label for d in shown] == list("234567")
     for detection, ink in zip(shown, inks, strict=True):

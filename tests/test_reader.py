@@ -45,6 +45,7 @@ from digit_detector.reader_train import (
 from .conftest import (
     SHIPPED_READER,
     ReadsEverythingAs,
+    overlay,
     render_digit_canvas,
     stroke_fixture_with,
 )
@@ -188,8 +189,7 @@ def _digits_side_by_side(gap: int) -> np.ndarray:
     """A 1 and a 7 of one size on one line, `gap` px apart (20: one number; 250: two)."""
     one = render_digit_canvas("1", size=(600, 400), box=(100, 140, 170, 260))
     seven = render_digit_canvas("7", size=(600, 400), box=(170 + gap, 140, 240 + gap, 260), seed=1)
-    one[..., 3] = np.maximum(one[..., 3], seven[..., 3])
-    return one
+    return overlay(one, seven)
 
 
 class ReadsOtherWith(ReadsEverythingAs):
