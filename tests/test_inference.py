@@ -557,6 +557,8 @@ def test_beside_in_number_finds_the_next_digit_of_a_number_only() -> None:
     assert not beside(171, 100, 201, 140)  # a wider gap starts a new number
     assert not beside(140, 150, 170, 190)  # the line below
     assert not beside(140, 125, 170, 165)  # its centre outside the box's rows
+    assert not beside(140, 115, 170, 195)  # the box's centre in its rows, not its centre in the box's
+    assert not beside(140, 125, 170, 145)  # its centre in the box's rows, not the box's in its
     assert beside(140, 80, 170, 160)  # twice as tall
     assert not beside(140, 80, 170, 161)  # more than twice as tall
     assert not beside(140, 110, 170, 129)  # less than half as tall

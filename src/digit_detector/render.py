@@ -133,16 +133,21 @@ def _label_position(
     return x, inside[0]
 
 
+def _centre_within_rows(boxes: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """(N, M): does box i's vertical centre lie within the rows span j covers (both xyxy)?
+    What "on the same line" means, for lines of writing and digits of one number."""
+    centre = (boxes[:, None, 1] + boxes[:, None, 3]) / 2
+    return (centre >= spans[None, :, 1]) & (centre <= spans[None, :, 3])
+
+
 def lines_of_writing(detections: Sequence[Detection]) -> list[list[Detection]]:
     """Detections grouped into lines, top line first, each left to right. A detection joins a
     line when its vertical centre falls within that line's mean vertical extent."""
     lines: list[list[Detection]] = []
     for d in sorted(detections, key=lambda d: d.center[1]):
-        cy = d.center[1]
+        box = np.array([d.box])
         for line in lines:
-            top = float(np.mean([m.box[1] for m in line]))
-            bottom = float(np.mean([m.box[3] for m in line]))
-            if top <= cy <= bottom:
+            if _centre_within_rows(box, np.mean([m.box for m in line], axis=0, keepdims=True))[0, 0]:
                 line.append(d)
                 break
         else:
@@ -175,11 +180,9 @@ def beside_in_number(boxes: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
     apart, as `read_numbers` joins digits."""
     if len(boxes) == 0 or len(neighbours) == 0:
         return np.zeros(len(boxes), dtype=bool)
+    same_line = _centre_within_rows(boxes, neighbours) & _centre_within_rows(neighbours, boxes).T
     box, other = boxes[:, None, :], neighbours[None, :, :]
     height, other_height = box[..., 3] - box[..., 1], other[..., 3] - other[..., 1]
-    centre, other_centre = (box[..., 1] + box[..., 3]) / 2, (other[..., 1] + other[..., 3]) / 2
-    same_line = (centre >= other[..., 1]) & (centre <= other[..., 3])
-    same_line &= (other_centre >= box[..., 1]) & (other_centre <= box[..., 3])
     like_height = (height <= NUMBER_HEIGHT_RATIO * other_height) & (
         other_height <= NUMBER_HEIGHT_RATIO * height
     )
