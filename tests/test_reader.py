@@ -37,6 +37,7 @@ from digit_detector.reader_train import (
     ReaderNet,
     ReaderTrainConfig,
     accuracies,
+    parity_crops,
     real_doodles_as_other,
     train_reader,
     training_crops,
@@ -96,6 +97,73 @@ def test_train_reader_writes_a_served_reader(stroke_dir: Path, tmp_path: Path) -
     probs = reader.read(gray, np.array([[120.0, 70, 280, 330], [0, 0, 50, 50]]))
     assert probs.shape == (2, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def _reader_run(
+    folder: Path, seed: int, classes: tuple[str, ...] = EVERY_CLASS, input_px: int = 32
+) -> ReaderNet:
+    """A `train-reader` output folder holding an untrained reader of `seed` (its .pt only)."""
+    torch.manual_seed(seed)
+    net = ReaderNet(4, len(classes), input_px).eval()
+    config = {"width": 4, "classes": list(classes), "input_px": input_px, "seed": seed}
+    summary = {"config": config, "commit": f"c{seed}", "val_accuracy": 0.5, "train_crops": 10 + seed}
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": net.state_dict(), "summary": summary}, folder / "digit-reader.pt")
+    return net
+
+
+def test_ensemble_readers_serves_the_mean_of_its_readers(tmp_path: Path) -> None:
+    """`ensemble-readers` joins runs into one served file whose probabilities are the mean of
+    its readers', each run recorded; --float16 halves the weights within the float16 bound."""
+    nets = [_reader_run(tmp_path / f"run{seed}", seed) for seed in (1, 2, 3)]
+    out = tmp_path / "served" / READER_FILE
+    runs = [str(tmp_path / f"run{seed}") for seed in (1, 2, 3)]
+    assert main(["ensemble-readers", *runs, "--out", str(out)]) == 0
+    reader = DigitReader(out)
+    assert reader.classes == EVERY_CLASS and reader.input_px == 32
+    assert [m["seed"] for m in reader.metadata["source"]["members"]] == [1, 2, 3]
+    assert [m["train_crops"] for m in reader.metadata["source"]["members"]] == [11, 12, 13]
+    crops = parity_crops(16, 32, seed=5)
+    with torch.no_grad():
+        each = [net(crops).numpy() for net in nets]
+    served = reader.session.run(None, {"crops": crops.numpy()})[0]
+    np.testing.assert_allclose(served, np.mean(each, axis=0), atol=1e-5)
+    assert all(np.abs(served - one).max() > 1e-3 for one in each)  # not any one of them
+    half = tmp_path / "half.onnx"
+    assert main(["ensemble-readers", *runs, "--out", str(half), "--float16"]) == 0
+    weights = [t for t in onnx.load(half).graph.initializer if len(t.dims) == 4]  # the convolutions
+    assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
+    assert half.stat().st_size < 0.9 * out.stat().st_size
+    half_reader = DigitReader(half)
+    assert half_reader.metadata["source"]["weights_dtype"] == "float16"
+    halves = half_reader.session.run(None, {"crops": crops.numpy()})[0]
+    np.testing.assert_allclose(halves, served, atol=1e-2)
+
+
+def test_ensemble_readers_refuses_what_cannot_be_joined(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _reader_run(tmp_path / "a", 0)
+    _reader_run(tmp_path / "digits", 1, classes=DIGIT_CLASSES)
+    _reader_run(tmp_path / "wide", 2, input_px=48)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "digit-reader.pt").write_bytes(b"not a checkpoint")
+    out = str(tmp_path / "e.onnx")
+    for runs, message in (
+        (["a"], "two or more"),
+        (["a", "missing"], "no digit-reader.pt"),
+        (["a", "broken"], "cannot read the reader"),
+        (["a", "digits"], "read alike"),
+        (["a", "wide"], "read alike"),
+    ):
+        assert main(["ensemble-readers", *(str(tmp_path / r) for r in runs), "--out", out]) == 2
+        assert message in capsys.readouterr().err
+    assert (
+        main(["ensemble-readers", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "e.pt")])
+        == 2
+    )
+    assert "ends in .onnx" in capsys.readouterr().err
+    assert not (tmp_path / "e.onnx").exists()
 
 
 def test_train_reader_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

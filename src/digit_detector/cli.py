@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_mine,
         _add_train,
         _add_train_reader,
+        _add_ensemble_readers,
         _add_evaluate,
         _add_report,
         _add_export,
@@ -308,6 +309,21 @@ def _add_train_reader(sub: Any) -> None:
     )
     tr.add_argument("--seed", type=_count, default=0)
     tr.add_argument("--limit-per-file", type=_positive_int, default=None, help="quick runs")
+
+
+def _add_ensemble_readers(sub: Any) -> None:
+    """`ensemble-readers`"""
+    en = sub.add_parser(
+        "ensemble-readers",
+        help="join train-reader runs of one recipe (other seeds) into one served reader: their mean",
+    )
+    en.add_argument("runs", type=Path, nargs="+", help="train-reader --out folders (two or more)")
+    en.add_argument("--out", type=Path, required=True, help="the reader file to write (.onnx)")
+    en.add_argument(
+        "--float16",
+        action="store_true",
+        help="store the weights as float16 (half the file; computed in float32; parity bound 1e-2)",
+    )
 
 
 def _add_evaluate(sub: Any) -> None:
@@ -644,6 +660,20 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ensemble_readers(args: argparse.Namespace) -> int:
+    from .reader_train import ensemble_readers
+
+    if args.out.suffix != ".onnx":
+        raise UsageError(f"--out {args.out}: the reader file ends in .onnx")
+    written = ensemble_readers(args.runs, args.out, float16=args.float16)
+    seeds = ", ".join(str(member["seed"]) for member in written["members"])
+    print(
+        f"wrote {args.out} ({written['bytes'] / 1e6:.2f} MB): the mean of {len(args.runs)} readers "
+        f"(seeds {seeds}); parity with torch: max diff {written['parity_max_diff']:.1e}"
+    )
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_dataset
     from .inference import Detector
@@ -809,6 +839,7 @@ _COMMANDS = {
     "mine": _cmd_mine,
     "train": _cmd_train,
     "train-reader": _cmd_train_reader,
+    "ensemble-readers": _cmd_ensemble_readers,
     "evaluate": _cmd_evaluate,
     "report": _cmd_report,
     "export": _cmd_export,

@@ -6,7 +6,8 @@ Crops come from the scenes the detector trains on (SceneConfig defaults: every k
 canvas size and stroke width), training-split writers only; each box is jittered a little, as
 the detector's fitted boxes are never exact. Validation crops come from the writer-disjoint
 split. The run writes `digit-reader.onnx` (served) and `digit-reader.pt` (state dict and
-config, to look into a run).
+config, to look into a run, or to join others of other seeds in one served file:
+`ensemble_readers`, the `ensemble-readers` command).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from tqdm import tqdm
 
 from .classes import CLASS_ID_BY_NAME, DIGIT_IDS, OTHER_ID
 from .data.augment import StrokeAugment
-from .data.compose import SceneComposer, SceneConfig
+from .data.compose import SceneComposer, SceneConfig, draw_strokes
 from .data.strokes import Drawing, without_generated_censored
 from .errors import UserError
-from .export import onnx_model, save_checked
+from .export import FLOAT16_SCORE_TOL, onnx_model, save_checked, store_weights_float16
+from .preprocess import ink_box
 from .reader import (
     DIGIT_CLASSES,
     EVERY_CLASS,
@@ -259,28 +261,116 @@ def train_reader(
     }
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": net.state_dict(), "summary": summary}, out / "digit-reader.pt")
-    summary["parity_max_diff"] = export_reader(net.eval(), out / READER_FILE, vx[:64], summary)
+    summary["parity_max_diff"] = export_reader(
+        net.eval(), out / READER_FILE, vx[:64], _provenance(summary), config.classes, config.input_px
+    )
     summary["seconds"] = round(time.perf_counter() - start, 1)
     return summary
 
 
-def export_reader(net: ReaderNet, path: Path, sample: torch.Tensor, source: dict[str, Any]) -> float:
-    """ONNX file with the reader's metadata, checked against torch on `sample`; returns the
-    largest probability difference. A file that disagrees is not kept."""
+def export_reader(
+    net: nn.Module,
+    path: Path,
+    sample: torch.Tensor,
+    source: dict[str, Any],
+    classes: tuple[str, ...],
+    input_px: int,
+    float16: bool = False,
+) -> float:
+    """ONNX file with the reader's metadata (`source`: where it comes from), checked against
+    torch on `sample`; returns the largest probability difference. A file that disagrees is not
+    kept. float16: weights stored as float16, computed in float32 (`store_weights_float16`)."""
     proto = onnx_model(net, sample[:1], "crops", "probabilities", max_batch=256)
+    if float16:
+        store_weights_float16(proto)
     meta = reader_metadata(
-        {k: source[k] for k in ("commit", "val_accuracy", "train_crops")},
-        tuple(source["config"]["classes"]),
-        source["config"]["input_px"],
+        {**source, "weights_dtype": "float16" if float16 else "float32"}, classes, input_px
     )
     proto.metadata_props.append(onnx.StringStringEntryProto(key=READER_METADATA_KEY, value=json.dumps(meta)))
+    tolerance = FLOAT16_SCORE_TOL if float16 else PARITY_TOL
 
     def parity(saved: Path) -> float:
         served = DigitReader(saved).session.run(None, {"crops": sample.numpy()})[0]
         with torch.no_grad():
             diff = float(np.abs(served - net(sample).numpy()).max())
-        if diff > PARITY_TOL:
+        if diff > tolerance:
             raise UserError(f"exported reader disagrees with torch (max diff {diff:.2e}); nothing written")
         return diff
 
     return save_checked(proto, path, parity)
+
+
+class ReaderEnsemble(nn.Module):
+    """Readers of one recipe trained with different seeds, read as one: the mean of their
+    probabilities. A seed moves a reader of this size about as much as a recipe does; the mean
+    of two moved every held-out figure but one the right way (docs/MODEL_CARD.md, "Readers of
+    two seeds")."""
+
+    def __init__(self, members: list[ReaderNet]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)
+
+
+def load_reader_run(run: Path) -> tuple[ReaderNet, dict[str, Any]]:
+    """A `train-reader` output folder's network (from its digit-reader.pt, in eval mode) and
+    the run's summary."""
+    path = run / "digit-reader.pt"
+    if not path.is_file():
+        raise UserError(f"{run}: no digit-reader.pt here; give folders written by `train-reader --out`")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        config = saved["summary"]["config"]
+        net = ReaderNet(config["width"], len(config["classes"]), config["input_px"])
+        net.load_state_dict(saved["state_dict"])
+    except Exception as exc:  # torch's own types for a damaged file; Key/Type errors for foreign ones
+        raise UserError(f"cannot read the reader of {path} ({type(exc).__name__}: {exc})") from exc
+    return net.eval(), saved["summary"]
+
+
+def ensemble_readers(runs: list[Path], out: Path, float16: bool = False) -> dict[str, Any]:
+    """One served reader file (`ReaderEnsemble`) from several `train-reader` runs that read the
+    same classes from the same crop; returns what it wrote (members, parity, size)."""
+    if len(runs) < 2:
+        raise UserError("an ensemble needs two or more reader runs")
+    loaded = [load_reader_run(run) for run in runs]
+    first = loaded[0][1]["config"]
+    for run, (_, summary) in zip(runs, loaded, strict=True):
+        config = summary["config"]
+        if (config["classes"], config["input_px"]) != (first["classes"], first["input_px"]):
+            raise UserError(
+                f"{run} reads {config['classes']} from {config['input_px']} px crops, {runs[0]} "
+                f"{first['classes']} from {first['input_px']} px: an ensemble's readers read alike"
+            )
+    members = [
+        {"run": str(run), "seed": summary["config"]["seed"], **_provenance(summary)}
+        for run, (_, summary) in zip(runs, loaded, strict=True)
+    ]
+    net = ReaderEnsemble([n for n, _ in loaded]).eval()
+    sample = parity_crops(64, first["input_px"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    diff = export_reader(
+        net, out, sample, {"members": members}, tuple(first["classes"]), first["input_px"], float16
+    )
+    return {"members": members, "parity_max_diff": diff, "bytes": out.stat().st_size}
+
+
+def _provenance(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a served reader records of its training run."""
+    return {k: summary[k] for k in ("commit", "val_accuracy", "train_crops")}
+
+
+def parity_crops(count: int, input_px: int, seed: int = 0) -> torch.Tensor:
+    """Reader inputs without stroke data, for parity checks: random strokes on white, each
+    cropped as served (`reader_crop` of its ink's box)."""
+    rng = np.random.default_rng(seed)
+    crops = []
+    for _ in range(count):
+        canvas = np.full((96, 96), 255, np.uint8)
+        walks = [np.cumsum(rng.normal(0, 5, (16, 2)), axis=0) + 48 for _ in range(int(rng.integers(1, 4)))]
+        draw_strokes(canvas, [walk.astype(np.float32) for walk in walks], float(rng.uniform(2, 8)))
+        box = ink_box(canvas)
+        crops.append(reader_crop(canvas, (0, 0, 96, 96) if box is None else box, input_px))
+    return torch.from_numpy(np.stack(crops)[:, None])
