@@ -163,6 +163,13 @@ def test_ensemble_readers_refuses_what_cannot_be_joined(
         == 2
     )
     assert "ends in .onnx" in capsys.readouterr().err
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    assert (
+        main(["ensemble-readers", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(blocked / "e.onnx")])
+        == 2
+    )
+    assert "cannot write" in capsys.readouterr().err
     assert not (tmp_path / "e.onnx").exists()
 
 

@@ -14,7 +14,9 @@ shows where the detector itself was unsure of the digit. One trained with `--rea
 (the bundled one) also reads censored: `Detector` combines its p(censored) with the detector's
 censored score.
 
-Serving needs no torch: the reader is a small ONNX file beside the detector's.
+Serving needs no torch: the reader is a small ONNX file beside the detector's. The bundled
+file holds two such classifiers, trained with two seeds, and returns the mean of their
+probabilities (`reader_train.ReaderEnsemble`); served like one.
 """
 
 from __future__ import annotations
