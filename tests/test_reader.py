@@ -178,6 +178,8 @@ def test_train_reader_refuses_bad_arguments(tmp_path: Path, capsys: pytest.Captu
     file.write_text("x")
     assert main(["train-reader", "--out", str(file), "--data-dir", str(tmp_path)]) == 2
     assert "is a file" in capsys.readouterr().err
+    assert main(["train-reader", "--out", str(file / "r"), "--data-dir", str(tmp_path)]) == 2
+    assert "cannot write into" in capsys.readouterr().err  # before any training
     with pytest.raises(SystemExit):
         main(["train-reader", "--out", str(tmp_path / "r"), "--epochs", "0"])
     for side in ("36", "8", "104"):  # not a multiple of 8, or out of range

@@ -644,6 +644,12 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file; give a folder")
+    try:  # fail before minutes of training, not after
+        args.out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=args.out):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write into {args.out}: {exc}") from None
     train, val = split_drawings(training_drawings(args.data_dir, args.limit_per_file))
     summary = train_reader(train, val, config, args.out, commit=git_commit())
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
