@@ -78,10 +78,13 @@ CENSORED_VIEW_MIN_INPUT_PX = 64.0
 # A digit shown becomes "other" when a reader that reads "other" gives it this much, unless
 # the detector is this sure it is a digit: the reader's "other" also takes some real digits
 # (both chosen on the report's held-out groups for a reader of every class: 0.2 / 0.8 for the
-# first, 0.15 / 0.85 for the bundled one, fewer doodles shown as digits on twelve samples for a
-# little small writing misread; 0.9 once digits in a number were kept apart, below; 0.5 suited
-# the digits-or-other reader; model card, "Reader shipped now", "Digits in a number").
-READER_OTHER_CONF = 0.15
+# first, 0.15 / 0.85 for the one after, fewer doodles shown as digits on twelve samples for a
+# little small writing misread; 0.9 once digits in a number were kept apart, below; 0.1 for the
+# readers of two seeds: a sixth fewer doodles shown as digits on the twelve and on sixteen
+# fresh samples, for about one number in 1,200 more misread; 0.5 suited the
+# digits-or-other reader; model card, "Reader shipped now", "Digits in a number", "Readers of
+# two seeds").
+READER_OTHER_CONF = 0.1
 READER_OTHER_MAX_SCORE = 0.9
 # Beside a digit the detector is that sure of, as the next digit of a number
 # (`render.beside_in_number`), a doubtful digit is "other" only from this p(other): there it is
