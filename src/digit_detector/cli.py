@@ -445,6 +445,16 @@ class UsageError(UserError):
     """Arguments that parse but do not fit together."""
 
 
+def _check_writable(folder: Path) -> None:
+    """Make `folder` if need be and check a file can be written there, before any long work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write into {folder}: {exc}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs one command. A UserError (bad file, missing data, bad arguments) is one line on
     stderr and exit code 2; anything else is a bug and keeps its traceback. --debug: always."""
@@ -582,12 +592,7 @@ def _cmd_mine(args: argparse.Namespace) -> int:
             raise UsageError(f"--sides: {exc}") from None
     if args.out.is_dir():
         raise UsageError(f"--out {args.out} is a folder; give a file name such as hard.json")
-    try:  # fail before minutes of mining, not after
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=args.out.parent):
-            pass
-    except OSError as exc:
-        raise UsageError(f"cannot write into {args.out.parent}: {exc}") from None
+    _check_writable(args.out.parent)  # fail before minutes of mining, not after
     detector = Detector(args.weights)
     drawings = training_drawings(args.data_dir, args.limit_per_file)
     hard = mine_hard_examples(detector, drawings, gain, args.seed, sides=args.sides)
@@ -644,12 +649,7 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file; give a folder")
-    try:  # fail before minutes of training, not after
-        args.out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=args.out):
-            pass
-    except OSError as exc:
-        raise UsageError(f"cannot write into {args.out}: {exc}") from None
+    _check_writable(args.out)  # fail before minutes of training, not after
     train, val = split_drawings(training_drawings(args.data_dir, args.limit_per_file))
     summary = train_reader(train, val, config, args.out, commit=git_commit())
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -671,6 +671,7 @@ def _cmd_ensemble_readers(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".onnx":
         raise UsageError(f"--out {args.out}: the reader file ends in .onnx")
+    _check_writable(args.out.parent)
     written = ensemble_readers(args.runs, args.out, float16=args.float16)
     seeds = ", ".join(str(member["seed"]) for member in written["members"])
     print(
