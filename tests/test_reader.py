@@ -39,6 +39,7 @@ from digit_detector.reader_train import (
     accuracies,
     parity_crops,
     real_doodles_as_other,
+    save_reader_run,
     train_reader,
     training_crops,
 )
@@ -107,8 +108,7 @@ def _reader_run(
     net = ReaderNet(4, len(classes), input_px).eval()
     config = {"width": 4, "classes": list(classes), "input_px": input_px, "seed": seed}
     summary = {"config": config, "commit": f"c{seed}", "val_accuracy": 0.5, "train_crops": 10 + seed}
-    folder.mkdir(parents=True)
-    torch.save({"state_dict": net.state_dict(), "summary": summary}, folder / "digit-reader.pt")
+    save_reader_run(net, summary, folder)
     return net
 
 

@@ -45,6 +45,7 @@ from .reader import (
 from .reader import METADATA_KEY as READER_METADATA_KEY
 
 PARITY_TOL = 1e-4
+RUN_CHECKPOINT = "digit-reader.pt"  # beside READER_FILE in a run's folder: state dict and summary
 # Validation scenes are drawn from their own generator, so that readers trained with other
 # scenes, lone scenes or seeds are validated on the same crops.
 VALIDATION_SEED = 0
@@ -259,8 +260,7 @@ def train_reader(
         "history": history,
         **{k: v for k, v in history[-1].items() if k != "epoch"},
     }
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": net.state_dict(), "summary": summary}, out / "digit-reader.pt")
+    save_reader_run(net, summary, out)
     summary["parity_max_diff"] = export_reader(
         net.eval(), out / READER_FILE, vx[:64], _provenance(summary), config.classes, config.input_px
     )
@@ -314,10 +314,16 @@ class ReaderEnsemble(nn.Module):
         return torch.stack([member(x) for member in self.members]).mean(dim=0)
 
 
+def save_reader_run(net: ReaderNet, summary: dict[str, Any], run: Path) -> None:
+    """The run's network and summary in `run/digit-reader.pt`, what `load_reader_run` reads."""
+    run.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": net.state_dict(), "summary": summary}, run / RUN_CHECKPOINT)
+
+
 def load_reader_run(run: Path) -> tuple[ReaderNet, dict[str, Any]]:
     """A `train-reader` output folder's network (from its digit-reader.pt, in eval mode) and
     the run's summary."""
-    path = run / "digit-reader.pt"
+    path = run / RUN_CHECKPOINT
     if not path.is_file():
         raise UserError(f"{run}: no digit-reader.pt here; give folders written by `train-reader --out`")
     try:
