@@ -101,12 +101,12 @@ def test_train_reader_writes_a_served_reader(stroke_dir: Path, tmp_path: Path) -
 
 
 def _reader_run(
-    folder: Path, seed: int, classes: tuple[str, ...] = EVERY_CLASS, input_px: int = 32
+    folder: Path, seed: int, classes: tuple[str, ...] = EVERY_CLASS, input_px: int = 32, width: int = 4
 ) -> ReaderNet:
     """A `train-reader` output folder holding an untrained reader of `seed` (its .pt only)."""
     torch.manual_seed(seed)
-    net = ReaderNet(4, len(classes), input_px).eval()
-    config = {"width": 4, "classes": list(classes), "input_px": input_px, "seed": seed}
+    net = ReaderNet(width, len(classes), input_px).eval()
+    config = {"width": width, "classes": list(classes), "input_px": input_px, "seed": seed}
     summary = {"config": config, "commit": f"c{seed}", "val_accuracy": 0.5, "train_crops": 10 + seed}
     save_reader_run(net, summary, folder)
     return net
@@ -114,14 +114,16 @@ def _reader_run(
 
 def test_ensemble_readers_serves_the_mean_of_its_readers(tmp_path: Path) -> None:
     """`ensemble-readers` joins runs into one served file whose probabilities are the mean of
-    its readers', each run recorded; --float16 halves the weights within the float16 bound."""
-    nets = [_reader_run(tmp_path / f"run{seed}", seed) for seed in (1, 2, 3)]
+    its readers' (of any width), each run recorded; --float16 halves the weights within the
+    float16 bound."""
+    nets = [_reader_run(tmp_path / f"run{seed}", seed, width=2 + 2 * seed) for seed in (1, 2, 3)]
     out = tmp_path / "served" / READER_FILE
     runs = [str(tmp_path / f"run{seed}") for seed in (1, 2, 3)]
     assert main(["ensemble-readers", *runs, "--out", str(out)]) == 0
     reader = DigitReader(out)
     assert reader.classes == EVERY_CLASS and reader.input_px == 32
     assert [m["seed"] for m in reader.metadata["source"]["members"]] == [1, 2, 3]
+    assert [m["width"] for m in reader.metadata["source"]["members"]] == [4, 6, 8]
     assert [m["train_crops"] for m in reader.metadata["source"]["members"]] == [11, 12, 13]
     crops = parity_crops(16, 32, seed=5)
     with torch.no_grad():

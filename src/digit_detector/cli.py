@@ -315,7 +315,8 @@ def _add_ensemble_readers(sub: Any) -> None:
     """`ensemble-readers`"""
     en = sub.add_parser(
         "ensemble-readers",
-        help="join train-reader runs of one recipe (other seeds) into one served reader: their mean",
+        help="join train-reader runs reading the same classes from the same crop (other seeds or "
+        "widths) into one served reader: their mean",
     )
     en.add_argument("runs", type=Path, nargs="+", help="train-reader --out folders (two or more)")
     en.add_argument("--out", type=Path, required=True, help="the reader file to write (.onnx)")
@@ -673,10 +674,10 @@ def _cmd_ensemble_readers(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out}: the reader file ends in .onnx")
     _check_writable(args.out.parent)
     written = ensemble_readers(args.runs, args.out, float16=args.float16)
-    seeds = ", ".join(str(member["seed"]) for member in written["members"])
+    members = ", ".join(f"seed {m['seed']} width {m['width']}" for m in written["members"])
     print(
         f"wrote {args.out} ({written['bytes'] / 1e6:.2f} MB): the mean of {len(args.runs)} readers "
-        f"(seeds {seeds}); parity with torch: max diff {written['parity_max_diff']:.1e}"
+        f"({members}); parity with torch: max diff {written['parity_max_diff']:.1e}"
     )
     return 0
 

@@ -301,10 +301,10 @@ def export_reader(
 
 
 class ReaderEnsemble(nn.Module):
-    """Readers of one recipe trained with different seeds, read as one: the mean of their
-    probabilities. A seed moves a reader of this size about as much as a recipe does; the mean
-    of two moved every held-out figure but one the right way (docs/MODEL_CARD.md, "Readers of
-    two seeds")."""
+    """Readers of the same classes and crop (other seeds, other widths), read as one: the mean
+    of their probabilities. A seed moves a reader of this size about as much as a recipe does;
+    the mean of two moved every held-out figure but one the right way, and a wider third moved
+    eight of ten (docs/MODEL_CARD.md, "Readers of two seeds", "A wider third reader")."""
 
     def __init__(self, members: list[ReaderNet]) -> None:
         super().__init__()
@@ -351,7 +351,12 @@ def ensemble_readers(runs: list[Path], out: Path, float16: bool = False) -> dict
                 f"{first['classes']} from {first['input_px']} px: an ensemble's readers read alike"
             )
     members = [
-        {"run": str(run), "seed": summary["config"]["seed"], **_provenance(summary)}
+        {
+            "run": str(run),
+            "seed": summary["config"]["seed"],
+            "width": summary["config"]["width"],
+            **_provenance(summary),
+        }
         for run, (_, summary) in zip(runs, loaded, strict=True)
     ]
     net = ReaderEnsemble([n for n, _ in loaded]).eval()
