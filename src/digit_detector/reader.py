@@ -15,8 +15,8 @@ shows where the detector itself was unsure of the digit. One trained with `--rea
 censored score.
 
 Serving needs no torch: the reader is a small ONNX file beside the detector's. The bundled
-file holds two such classifiers, trained with two seeds, and returns the mean of their
-probabilities (`reader_train.ReaderEnsemble`); served like one.
+file holds three such classifiers (two seeds, and one twice as wide), and returns the mean
+of their probabilities (`reader_train.ReaderEnsemble`); served like one.
 """
 
 from __future__ import annotations
