@@ -6,7 +6,7 @@ Crops come from the scenes the detector trains on (SceneConfig defaults: every k
 canvas size and stroke width), training-split writers only; each box is jittered a little, as
 the detector's fitted boxes are never exact. Validation crops come from the writer-disjoint
 split. The run writes `digit-reader.onnx` (served) and `digit-reader.pt` (state dict and
-config, to look into a run, or to join others of other seeds in one served file:
+config, to look into a run, or to join runs of other seeds or widths in one served file:
 `ensemble_readers`, the `ensemble-readers` command).
 """
 
@@ -343,6 +343,7 @@ def ensemble_readers(runs: list[Path], out: Path, float16: bool = False) -> dict
         raise UserError("an ensemble needs two or more reader runs")
     loaded = [load_reader_run(run) for run in runs]
     first = loaded[0][1]["config"]
+    members = []
     for run, (_, summary) in zip(runs, loaded, strict=True):
         config = summary["config"]
         if (config["classes"], config["input_px"]) != (first["classes"], first["input_px"]):
@@ -350,15 +351,9 @@ def ensemble_readers(runs: list[Path], out: Path, float16: bool = False) -> dict
                 f"{run} reads {config['classes']} from {config['input_px']} px crops, {runs[0]} "
                 f"{first['classes']} from {first['input_px']} px: an ensemble's readers read alike"
             )
-    members = [
-        {
-            "run": str(run),
-            "seed": summary["config"]["seed"],
-            "width": summary["config"]["width"],
-            **_provenance(summary),
-        }
-        for run, (_, summary) in zip(runs, loaded, strict=True)
-    ]
+        members.append(
+            {"run": str(run), "seed": config["seed"], "width": config["width"], **_provenance(summary)}
+        )
     net = ReaderEnsemble([n for n, _ in loaded]).eval()
     sample = parity_crops(64, first["input_px"])
     diff = export_reader(
