@@ -142,6 +142,45 @@ def test_ensemble_readers_serves_the_mean_of_its_readers(tmp_path: Path) -> None
     np.testing.assert_allclose(halves, served, atol=1e-2)
 
 
+def test_ensemble_readers_int8_computes_in_int8_near_the_float_mean(
+    stroke_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--int8 calibrates on crops of the training drawings, stores int8 convolution weights and
+    serves probabilities within the int8 bound of the float mean, though not equal to it; a file
+    outside the bound is refused and nothing is written."""
+    nets = [_reader_run(tmp_path / f"run{seed}", seed, width=4 * seed) for seed in (1, 2)]
+    runs = [str(tmp_path / f"run{seed}") for seed in (1, 2)]
+    full, small = tmp_path / "full.onnx", tmp_path / "int8.onnx"
+    assert main(["ensemble-readers", *runs, "--out", str(full)]) == 0
+    data = ["--data-dir", str(stroke_dir)]
+    assert main(["ensemble-readers", *runs, "--out", str(small), "--int8", *data]) == 0
+    assert "MB, int8)" in capsys.readouterr().out
+    convolutions = [t for t in onnx.load(small).graph.initializer if len(t.dims) == 4]
+    assert convolutions and all(t.data_type == onnx.TensorProto.INT8 for t in convolutions)
+    assert small.stat().st_size < 0.6 * full.stat().st_size
+    reader = DigitReader(small)
+    assert reader.metadata["source"]["weights_dtype"] == "int8"
+    assert reader.metadata["source"]["calibration_crops"] > 50
+    crops = parity_crops(32, 32, seed=7)
+    with torch.no_grad():
+        mean = np.mean([net(crops).numpy() for net in nets], axis=0)
+    served = reader.session.run(None, {"crops": crops.numpy()})[0]
+    assert 1e-4 < np.abs(served - mean).max() < reader_train.INT8_PROB_TOL
+    monkeypatch.setattr(reader_train, "INT8_PROB_TOL", 1e-6)
+    refused = tmp_path / "refused.onnx"
+    assert main(["ensemble-readers", *runs, "--out", str(refused), "--int8", *data]) == 2
+    assert "int8 reader disagrees" in capsys.readouterr().err
+    assert not refused.exists() and not refused.with_suffix(".onnx.tmp").exists()
+    assert main(["ensemble-readers", *runs, "--out", str(refused), *data]) == 2
+    assert "give --int8 too" in capsys.readouterr().err
+    assert (
+        main(["ensemble-readers", *runs, "--out", str(refused), "--int8", "--data-dir", str(tmp_path)]) == 2
+    )
+    assert "stroke data not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["ensemble-readers", *runs, "--out", str(refused), "--int8", "--float16"])
+
+
 def test_ensemble_readers_refuses_what_cannot_be_joined(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -29,7 +29,14 @@ from .data.augment import StrokeAugment
 from .data.compose import SceneComposer, SceneConfig, draw_strokes
 from .data.strokes import Drawing, without_generated_censored
 from .errors import UserError
-from .export import FLOAT16_SCORE_TOL, onnx_model, save_checked, store_weights_float16
+from .export import (
+    FLOAT16_SCORE_TOL,
+    INT8_PROB_TOL,
+    onnx_model,
+    quantized_int8,
+    save_checked,
+    store_weights_float16,
+)
 from .preprocess import ink_box
 from .reader import (
     DIGIT_CLASSES,
@@ -45,6 +52,10 @@ from .reader import (
 from .reader import METADATA_KEY as READER_METADATA_KEY
 
 PARITY_TOL = 1e-4
+WEIGHT_FORMATS = ("float32", "float16", "int8")  # what `export_reader` stores and computes in
+# Scenes of training-split drawings whose crops set an int8 file's activation ranges (three
+# quarters) and check it against torch (the rest); about 1,000 crops.
+CALIBRATION_SCENES = 400
 RUN_CHECKPOINT = "digit-reader.pt"  # beside READER_FILE in a run's folder: state dict and summary
 # Validation scenes are drawn from their own generator, so that readers trained with other
 # scenes, lone scenes or seeds are validated on the same crops.
@@ -275,26 +286,36 @@ def export_reader(
     source: dict[str, Any],
     classes: tuple[str, ...],
     input_px: int,
-    float16: bool = False,
+    weights: str = "float32",
+    calibration: torch.Tensor | None = None,
 ) -> float:
     """ONNX file with the reader's metadata (`source`: where it comes from), checked against
     torch on `sample`; returns the largest probability difference. A file that disagrees is not
-    kept. float16: weights stored as float16, computed in float32 (`store_weights_float16`)."""
+    kept. `weights` (WEIGHT_FORMATS): float16 stores them as float16 and computes in float32
+    (`store_weights_float16`); int8 computes in int8 with activation ranges from `calibration`
+    crops (`quantized_int8`), and `sample` should be other real crops."""
+    if weights not in WEIGHT_FORMATS:
+        raise ValueError(f"weights are stored as one of {WEIGHT_FORMATS}, not {weights!r}")
     proto = onnx_model(net, sample[:1], "crops", "probabilities", max_batch=256)
-    if float16:
+    if weights == "float16":
         store_weights_float16(proto)
-    meta = reader_metadata(
-        {**source, "weights_dtype": "float16" if float16 else "float32"}, classes, input_px
-    )
+    elif weights == "int8":
+        if calibration is None or not len(calibration):
+            raise ValueError("an int8 reader needs calibration crops")
+        proto = quantized_int8(proto, "crops", calibration.numpy())
+    meta = reader_metadata({**source, "weights_dtype": weights}, classes, input_px)
     proto.metadata_props.append(onnx.StringStringEntryProto(key=READER_METADATA_KEY, value=json.dumps(meta)))
-    tolerance = FLOAT16_SCORE_TOL if float16 else PARITY_TOL
+    tolerance = {"float32": PARITY_TOL, "float16": FLOAT16_SCORE_TOL, "int8": INT8_PROB_TOL}[weights]
 
     def parity(saved: Path) -> float:
         served = DigitReader(saved).session.run(None, {"crops": sample.numpy()})[0]
         with torch.no_grad():
             diff = float(np.abs(served - net(sample).numpy()).max())
         if diff > tolerance:
-            raise UserError(f"exported reader disagrees with torch (max diff {diff:.2e}); nothing written")
+            raise UserError(
+                f"exported {weights} reader disagrees with torch (max diff {diff:.2e}, allowed "
+                f"{tolerance:g}); nothing written"
+            )
         return diff
 
     return save_checked(proto, path, parity)
@@ -336,9 +357,16 @@ def load_reader_run(run: Path) -> tuple[ReaderNet, dict[str, Any]]:
     return net.eval(), saved["summary"]
 
 
-def ensemble_readers(runs: list[Path], out: Path, float16: bool = False) -> dict[str, Any]:
+def ensemble_readers(
+    runs: list[Path],
+    out: Path,
+    weights: str = "float32",
+    calibration_drawings: list[Drawing] | None = None,
+) -> dict[str, Any]:
     """One served reader file (`ReaderEnsemble`) from several `train-reader` runs that read the
-    same classes from the same crop; returns what it wrote (members, parity, size)."""
+    same classes from the same crop, its weights stored as `weights` (`export_reader`; int8
+    calibrates on crops of `calibration_drawings`, training-split drawings); returns what it
+    wrote (members, parity, size)."""
     if len(runs) < 2:
         raise UserError("an ensemble needs two or more reader runs")
     loaded = [load_reader_run(run) for run in runs]
@@ -355,11 +383,32 @@ def ensemble_readers(runs: list[Path], out: Path, float16: bool = False) -> dict
             {"run": str(run), "seed": config["seed"], "width": config["width"], **_provenance(summary)}
         )
     net = ReaderEnsemble([n for n, _ in loaded]).eval()
-    sample = parity_crops(64, first["input_px"])
-    diff = export_reader(
-        net, out, sample, {"members": members}, tuple(first["classes"]), first["input_px"], float16
-    )
+    classes, input_px = tuple(first["classes"]), first["input_px"]
+    source: dict[str, Any] = {"members": members}
+    sample, calibration = parity_crops(64, input_px), None
+    if weights == "int8":
+        if not calibration_drawings:
+            raise UserError("an int8 reader calibrates on training drawings: none were given")
+        crops = calibration_crops(calibration_drawings, classes, input_px)
+        calibration, sample = crops[: len(crops) * 3 // 4], crops[len(crops) * 3 // 4 :]
+        source["calibration_crops"] = len(calibration)
+    diff = export_reader(net, out, sample, source, classes, input_px, weights, calibration)
     return {"members": members, "parity_max_diff": diff, "bytes": out.stat().st_size}
+
+
+def calibration_crops(
+    train: list[Drawing], classes: tuple[str, ...], input_px: int, scenes: int = CALIBRATION_SCENES
+) -> torch.Tensor:
+    """Crops of `scenes` scenes of training-split drawings, as a reader of `classes` learns from
+    them (real doodles as "other", real obscene doodles as censored), boxes jittered as in
+    training; the same crops on every call."""
+    if classes != DIGIT_CLASSES:
+        train = real_doodles_as_other(train)
+    composer = SceneComposer.from_drawings(without_generated_censored(train), SceneConfig())
+    rng = np.random.default_rng(VALIDATION_SEED)
+    jitter = ReaderTrainConfig().box_jitter
+    crops, _ = reader_crops(composer, scenes, rng, jitter, "calibration crops", classes, input_px)
+    return crops
 
 
 def _provenance(summary: dict[str, Any]) -> dict[str, Any]:
