@@ -160,7 +160,8 @@ def quantized_int8(proto: onnx.ModelProto, input_name: str, calibration: np.ndar
 @contextlib.contextmanager
 def _quiet_quantizer() -> Iterator[None]:
     """The quantizer advises, on the root logger, a pre-processing pass (shape inference and graph
-    fusions); on the shipped readers it changed no figure of their 5,461 validation crops."""
+    fusions); tried on the shipped readers with 8-bit weights, it changed none of their figures
+    on 5,461 validation crops."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
