@@ -15,8 +15,8 @@ shows where the detector itself was unsure of the digit. One trained with `--rea
 censored score.
 
 Serving needs no torch: the reader is a small ONNX file beside the detector's. The bundled
-file holds three such classifiers (two seeds, and one twice as wide), and returns the mean
-of their probabilities (`reader_train.ReaderEnsemble`); served like one, computed in int8
+file holds four such classifiers (two seeds, and two seeds of one 1.5x as wide), and returns
+the mean of their probabilities (`reader_train.ReaderEnsemble`); served like one, computed in int8
 (`ensemble-readers --int8`: half the time of float, the same held-out figures within a few
 canvases in thousands).
 """
