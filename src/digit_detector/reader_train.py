@@ -324,8 +324,9 @@ def export_reader(
 class ReaderEnsemble(nn.Module):
     """Readers of the same classes and crop (other seeds, other widths), read as one: the mean
     of their probabilities. A seed moves a reader of this size about as much as a recipe does;
-    the mean of two moved every held-out figure but one the right way, and a wider third seven
-    of ten (docs/MODEL_CARD.md, "Readers of two seeds", "A wider third reader")."""
+    the mean of two moved every held-out figure but one the right way, a wider third seven of
+    ten, and a second seed of the wider one eight of ten (docs/MODEL_CARD.md, "Readers of two
+    seeds", "A wider third reader", "A fourth reader")."""
 
     def __init__(self, members: list[ReaderNet]) -> None:
         super().__init__()
