@@ -166,7 +166,7 @@ def test_ensemble_readers_int8_computes_in_int8_near_the_float_mean(
         mean = np.mean([net(crops).numpy() for net in nets], axis=0)
     served = reader.session.run(None, {"crops": crops.numpy()})[0]
     assert 1e-4 < np.abs(served - mean).max() < reader_train.INT8_PROB_TOL
-    monkeypatch.setattr(reader_train, "INT8_PROB_TOL", 1e-6)
+    monkeypatch.setitem(reader_train.PARITY_TOLERANCES, "int8", 1e-6)
     refused = tmp_path / "refused.onnx"
     assert main(["ensemble-readers", *runs, "--out", str(refused), "--int8", *data]) == 2
     assert "int8 reader disagrees" in capsys.readouterr().err

@@ -52,7 +52,9 @@ from .reader import (
 from .reader import METADATA_KEY as READER_METADATA_KEY
 
 PARITY_TOL = 1e-4
-WEIGHT_FORMATS = ("float32", "float16", "int8")  # what `export_reader` stores and computes in
+# What `export_reader` stores and computes in, and how far its parity check lets each differ
+# from torch.
+PARITY_TOLERANCES = {"float32": PARITY_TOL, "float16": FLOAT16_SCORE_TOL, "int8": INT8_PROB_TOL}
 # Scenes of training-split drawings whose crops set an int8 file's activation ranges (three
 # quarters) and check it against torch (the rest); about 1,000 crops.
 CALIBRATION_SCENES = 400
@@ -195,6 +197,17 @@ def validation_crops(val: list[Drawing], config: ReaderTrainConfig) -> tuple[tor
     return reader_crops(composer, config.val_scenes, rng, 0.0, "val crops", config.classes, config.input_px)
 
 
+def reader_drawings(
+    drawings: list[Drawing], classes: tuple[str, ...], generated_censored: bool
+) -> list[Drawing]:
+    """The drawings whose scenes a reader of `classes` is trained, scored or calibrated on:
+    "other" only as real doodles (`real_doodles_as_other`) for a reader of more than the
+    digits; without the generated obscene doodles unless `generated_censored`."""
+    if classes != DIGIT_CLASSES:
+        drawings = real_doodles_as_other(drawings)
+    return drawings if generated_censored else without_generated_censored(drawings)
+
+
 def real_doodles_as_other(drawings: list[Drawing]) -> list[Drawing]:
     """The drawings a reader that reads "other" learns from: "other" only as real doodles (a
     category, not generated). Letters and glyphs are the detector's to tell from digits, and
@@ -228,12 +241,8 @@ def train_reader(
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    if config.classes != DIGIT_CLASSES:
-        train, val = real_doodles_as_other(train), real_doodles_as_other(val)
-    if config.reads_censored:
-        val = without_generated_censored(val)
-        if not config.generated_censored:
-            train = without_generated_censored(train)
+    train = reader_drawings(train, config.classes, config.generated_censored)
+    val = reader_drawings(val, config.classes, generated_censored=not config.reads_censored)
     x, y = training_crops(train, config, rng)
     vx, vy = validation_crops(val, config)
     for split, labels in (("training", y), ("validation", vy)):
@@ -291,11 +300,11 @@ def export_reader(
 ) -> float:
     """ONNX file with the reader's metadata (`source`: where it comes from), checked against
     torch on `sample`; returns the largest probability difference. A file that disagrees is not
-    kept. `weights` (WEIGHT_FORMATS): float16 stores them as float16 and computes in float32
+    kept. `weights` (a key of PARITY_TOLERANCES): float16 stores them as float16 and computes in float32
     (`store_weights_float16`); int8 computes in int8 with activation ranges from `calibration`
     crops (`quantized_int8`), and `sample` should be other real crops."""
-    if weights not in WEIGHT_FORMATS:
-        raise ValueError(f"weights are stored as one of {WEIGHT_FORMATS}, not {weights!r}")
+    if weights not in PARITY_TOLERANCES:
+        raise ValueError(f"weights are stored as one of {tuple(PARITY_TOLERANCES)}, not {weights!r}")
     proto = onnx_model(net, sample[:1], "crops", "probabilities", max_batch=256)
     if weights == "float16":
         store_weights_float16(proto)
@@ -305,7 +314,7 @@ def export_reader(
         proto = quantized_int8(proto, "crops", calibration.numpy())
     meta = reader_metadata({**source, "weights_dtype": weights}, classes, input_px)
     proto.metadata_props.append(onnx.StringStringEntryProto(key=READER_METADATA_KEY, value=json.dumps(meta)))
-    tolerance = {"float32": PARITY_TOL, "float16": FLOAT16_SCORE_TOL, "int8": INT8_PROB_TOL}[weights]
+    tolerance = PARITY_TOLERANCES[weights]
 
     def parity(saved: Path) -> float:
         served = DigitReader(saved).session.run(None, {"crops": sample.numpy()})[0]
@@ -403,9 +412,8 @@ def calibration_crops(
     """Crops of `scenes` scenes of training-split drawings, as a reader of `classes` learns from
     them (real doodles as "other", real obscene doodles as censored), boxes jittered as in
     training; the same crops on every call."""
-    if classes != DIGIT_CLASSES:
-        train = real_doodles_as_other(train)
-    composer = SceneComposer.from_drawings(without_generated_censored(train), SceneConfig())
+    drawings = reader_drawings(train, classes, generated_censored=False)
+    composer = SceneComposer.from_drawings(drawings, SceneConfig())
     rng = np.random.default_rng(VALIDATION_SEED)
     jitter = ReaderTrainConfig().box_jitter
     crops, _ = reader_crops(composer, scenes, rng, jitter, "calibration crops", classes, input_px)
