@@ -13,6 +13,7 @@ import onnx
 import pytest
 import torch
 
+import digit_detector
 from digit_detector import Detector
 from digit_detector.cli import build_parser, main
 from digit_detector.data.dataset import fixed_scenes
@@ -30,6 +31,8 @@ from digit_detector.preprocess import to_model_input
 from .conftest import tiny_train_args
 
 pytestmark = pytest.mark.slow
+
+PACKAGE_DIR = str(Path(digit_detector.__file__).resolve().parent)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +139,9 @@ def test_export_parity_and_both_backends_agree(
     proto = onnx.load(str(onnx_path))
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    # No debugging records: stack traces would ship this checkout's paths in the weights.
+    assert not any(node.metadata_props for node in proto.graph.node)
+    assert PACKAGE_DIR.encode() not in onnx_path.read_bytes()
     # Parity on generated scenes (not only the synthetic strokes export checks by itself).
     scenes = fixed_scenes(load_drawings(stroke_dir), 6, seed=3)
     inputs = np.stack([to_model_input(s.image) for s in scenes])

@@ -158,6 +158,8 @@ def test_ensemble_readers_int8_computes_in_int8_near_the_float_mean(
     convolutions = [t for t in onnx.load(small).graph.initializer if len(t.dims) == 4]
     assert convolutions and all(t.data_type == onnx.TensorProto.INT8 for t in convolutions)
     assert small.stat().st_size < 0.6 * full.stat().st_size
+    package_dir = str(Path(reader_train.__file__).resolve().parent)
+    assert package_dir.encode() not in small.read_bytes()  # no exporter stack traces
     reader = DigitReader(small)
     assert reader.metadata["source"]["weights_dtype"] == "int8"
     assert reader.metadata["source"]["calibration_crops"] > 50
