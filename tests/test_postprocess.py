@@ -48,6 +48,8 @@ def test_class_aware_nms_matches_brute_force(seed: int) -> None:
     wh = rng.uniform(5, 60, (n, 2))
     boxes = np.concatenate([xy, xy + wh], 1)
     scores = rng.permutation(n) / n + 0.01  # distinct scores: a unique answer
+    if seed % 2:
+        scores = np.round(scores, 1) + 0.05  # ties: the first in index order goes first, as in sorted()
     classes = rng.integers(0, 3, n)
     thr = float(rng.uniform(0.2, 0.7))
     got = class_aware_nms(boxes, scores, classes, thr).tolist()
@@ -56,6 +58,10 @@ def test_class_aware_nms_matches_brute_force(seed: int) -> None:
 
 def test_nms_and_iou_edge_cases() -> None:
     assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
+    same = np.array([[0, 0, 10, 10]] * 3, float)
+    assert nms(same, np.array([0.5, 0.7, 0.7]), 0.5).tolist() == [1]  # the tie's first
+    apart = same + np.array([[0, 0, 0, 0], [20, 0, 20, 0], [40, 0, 40, 0]])
+    assert nms(apart, np.array([0.5, 0.0, 0.7]), 0.5).tolist() == [2, 0]  # scoring 0: dropped
     a = np.array([[0, 0, 10, 10]], float)
     b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], float)
     np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0.0]])

