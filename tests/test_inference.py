@@ -39,6 +39,9 @@ def test_detector_accepts_every_image_kind_and_size(detector: Detector) -> None:
         assert [d.class_id for d in dets] == [c for c, _ in ref]
         for d, (_, box) in zip(dets, ref, strict=True):
             np.testing.assert_allclose(d.box, box, atol=0.5)
+    for wrong in (rgba, gray.astype(np.float32), np.zeros((0, 5), np.uint8), Image.fromarray(gray)):
+        with pytest.raises(ValueError, match="take the \\(H, W\\) uint8 image of to_gray_on_white"):
+            detector.predict_gray(wrong)  # type: ignore[arg-type]
     for shape in ((1, 1), (3, 999), (777, 5), (250, 700), (1001, 333)):
         out = detector.predict(np.full(shape, 255, np.uint8))
         for d in out:

@@ -273,6 +273,12 @@ class Detector:
         a closer look's "other" reads are dropped (`without_other`). Before that, a censored
         read of the first look is checked on the same frame seen smaller
         (`_with_censored_views`)."""
+        if not (isinstance(gray, np.ndarray) and gray.ndim == 2 and gray.dtype == np.uint8 and gray.size):
+            got = f"{gray.dtype} {gray.shape}" if isinstance(gray, np.ndarray) else type(gray).__name__
+            raise ValueError(
+                f"infer and predict_gray take the (H, W) uint8 image of to_gray_on_white, got {got}; "
+                "predict takes any image"
+            )
         square, letterbox = letterbox_gray(gray, self.input_size)
         raw = self._with_censored_views(gray, letterbox, self.raw(to_model_input(square)))
         closer = self._closer_looks(gray, square, raw, letterbox)
