@@ -1,4 +1,4 @@
-"""From the model's decoded output to decisions, in plain numpy, shared by every backend.
+"""From the model's decoded output to decisions, in numpy (and OpenCV's NMS), shared by every backend.
 
 Input: the model's decoded output for ONE image, (N, 5 + C): cx, cy, w, h (input pixels; with
 closer looks, `Detector.infer`, their rows mapped into the first look's), objectness, C class
