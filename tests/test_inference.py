@@ -86,9 +86,10 @@ def test_what_is_shown_has_one_label_per_object_after_fitting(detector: Detector
     raw[0, 5 + 1], raw[1, 5 + 7] = 0.9, 0.8
     on_the_same_ink = lambda boxes: np.tile([10.0, 10.0, 30.0, 50.0], (len(boxes), 1))  # noqa: E731
     inference = Inference(raw, np.full((60, 40), 255, np.uint8), on_the_same_ink)
-    shown = Detector(detector.weights, reader=False).decide(inference)
+    alone = Detector(detector.weights, reader=False)
+    shown = alone.decide(inference)
     assert [(d.label, d.box) for d in shown] == [("1", (10.0, 10.0, 30.0, 50.0))]
-    candidates = detector.decide(inference, all_candidates=True)
+    candidates = alone.decide(inference, all_candidates=True)
     assert sorted(d.label for d in candidates) == ["1", "7"]  # mAP candidates keep both
 
 

@@ -128,6 +128,10 @@ def test_generate_evaluate_and_report(trained: Path, stroke_dir: Path, tmp_path:
     assert matrix.shape == (13, 13) and matrix[:12].sum() == report["objects"]
     for name in ("pr_curves.png", "confusion_matrix.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 1000
+    assert report["reader"].endswith("digit-reader.onnx")  # the bundled reader ranks the candidates
+    alone = ["evaluate", "--weights", str(trained / "best.pt"), "--data", str(data), "--reader", "none"]
+    assert main([*alone, "--out", str(tmp_path / "alone")]) == 0
+    assert json.loads((tmp_path / "alone" / "report.json").read_text())["reader"] is None
 
 
 def test_export_parity_and_both_backends_agree(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from digit_detector.boxes import box_iou
-from digit_detector.classes import CENSORED_ID, OTHER_ID
+from digit_detector.classes import CENSORED_ID, CLASS_NAMES, OTHER_ID
 from digit_detector.postprocess import (
     CENSORED_DOMINANCE,
     censored_consensus,
@@ -15,6 +15,7 @@ from digit_detector.postprocess import (
     one_label_per_object,
     postprocess,
     postprocess_for_map,
+    reader_mixed_candidates,
     without_other,
 )
 
@@ -95,6 +96,29 @@ def test_postprocess_filters_decodes_and_sorts() -> None:
         postprocess(raw, conf=1.5)
     with pytest.raises(ValueError, match="conf"):
         postprocess(raw, censored_conf=-0.1)
+
+
+def test_reader_mixed_candidates_score_each_box_for_its_two_best_classes() -> None:
+    """Score for class k = the box's score x ((1 - w) [k is its class] + w x p_k); a one-hot row
+    (a box not read) keeps its class and score; the same class twice on one place is one
+    candidate, the stronger (class-aware NMS); classes scored under conf are no candidates."""
+    boxes = np.array([[0, 0, 10, 20], [1, 0, 11, 20], [50, 50, 70, 60]], np.float64)
+    scores = np.array([0.8, 0.5, 0.6])
+    ids = np.array([7, 1, OTHER_ID])
+    probs = np.zeros((3, len(CLASS_NAMES)))
+    probs[0, [1, 7]] = [0.9, 0.1]  # a "7" the reader reads as 1
+    probs[1, [1, 4]] = [0.7, 0.3]  # a "1" on the same ink, weaker
+    probs[2, OTHER_ID] = 1.0  # not read
+    out_boxes, out_scores, out_ids = reader_mixed_candidates((boxes, scores, ids), probs, 0.5, 0.01, 0.45)
+    assert out_ids.tolist() == [OTHER_ID, 7, 1, 4]
+    np.testing.assert_allclose(out_scores, [0.6, 0.8 * 0.55, 0.5 * 0.85, 0.5 * 0.15])
+    np.testing.assert_array_equal(out_boxes, boxes[[2, 0, 1, 1]])  # the first box's 1 (0.36) under it
+    above = reader_mixed_candidates((boxes, scores, ids), probs, 0.5, 0.1, 0.45)
+    assert above[2].tolist() == [OTHER_ID, 7, 1]  # the 4 (0.075) under conf
+    same = reader_mixed_candidates((boxes, scores, ids), probs, 0.0, 0.01, 0.45)
+    assert same[2].tolist() == [7, OTHER_ID, 1] and same[1].tolist() == [0.8, 0.6, 0.5]  # as they came
+    with pytest.raises(ValueError, match="weight"):
+        reader_mixed_candidates((boxes, scores, ids), probs, 1.5)
 
 
 def _anchor(box: tuple[float, float, float, float], obj: float, probs: dict[int, float]) -> list[float]:

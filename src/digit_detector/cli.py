@@ -347,6 +347,7 @@ def _add_evaluate(sub: Any) -> None:
         default=None,
         help="threshold for recall and the confusion matrix (default: best F1)",
     )
+    _add_reader_option(ev)
 
 
 def _add_report(sub: Any) -> None:
@@ -403,7 +404,8 @@ def _add_predict(sub: Any) -> None:
     pr.add_argument(
         "--all",
         action="store_true",
-        help=f"every candidate: best class of all, class-aware NMS, conf {EVAL_CONF} unless --conf",
+        help=f"every candidate: best class of all, ranked with the reader (two classes per box), "
+        f"class-aware NMS, conf {EVAL_CONF} unless --conf",
     )
     pr.add_argument("--weights", default=None, help=".onnx or .pt (default: bundled weights)")
     _add_reader_option(pr)
@@ -414,8 +416,8 @@ def _add_reader_option(parser: argparse.ArgumentParser) -> None:
         "--reader",
         default=None,
         metavar="ONNX|none",
-        help="reader that re-reads the digits shown and scores censored drawings (default: the "
-        "bundled one; none: the detector alone)",
+        help="reader that re-reads the digits shown, scores censored drawings and ranks the mAP "
+        "candidates with the detector (default: the bundled one; none: the detector alone)",
     )
 
 
@@ -705,7 +707,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_dataset
     from .inference import Detector
 
-    detector = Detector(args.weights)
+    detector = Detector(args.weights, reader=_reader(args))
     out = Path(args.out) if args.out else Path(args.data) / "eval"
     result = evaluate_dataset(detector, args.data, out, threshold=args.conf)
     print(result.table())

@@ -141,6 +141,7 @@ def evaluate_dataset(
         "images": len(items),
         "objects": int(sum(len(t.boxes) for t in truths)),
         "weights": str(detector.weights),
+        "reader": str(detector.reader.path) if detector.reader is not None else None,
         "backend": detector.backend_name,
         "map50": coco.map50,
         "map50_95": coco.map50_95,

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from .classes import CENSORED_ID, CLASS_NAMES, IS_DIGIT_ID, Detection
+from .classes import CENSORED_ID, CLASS_NAMES, IS_DIGIT_ID, NUM_CLASSES, Detection
 from .errors import WeightsError
 from .onnx_session import serving_session
 from .postprocess import (
@@ -27,12 +27,15 @@ from .postprocess import (
     DEFAULT_IOU,
     EVAL_CONF,
     FIT_REACH_INPUT_PX,
+    READER_CANDIDATE_WEIGHT,
+    Decisions,
     censored_consensus,
     censored_scores,
     fit_to_ink,
     one_label_per_object,
     postprocess,
     postprocess_for_map,
+    reader_mixed_candidates,
     without_other,
 )
 from .preprocess import (
@@ -219,6 +222,7 @@ class Detector:
         self.reader_other_conf_in_number = READER_OTHER_CONF_IN_NUMBER
         self.reader_digit_max_score = READER_DIGIT_MAX_SCORE
         self.reader_censored_weight = READER_CENSORED_WEIGHT
+        self.reader_candidate_weight = READER_CANDIDATE_WEIGHT
         reader_path = DEFAULT_READER if reader is True else reader
         # As many threads as the detector: their pools sleep between runs (`serving_session`),
         # so they no longer spin against each other as when a 2-thread reader took the 400x400
@@ -356,19 +360,21 @@ class Detector:
         censored_conf: float | None = None,
         all_candidates: bool = False,
     ) -> list[Detection]:
-        """Decisions on what `infer` found (see `predict`). The mAP candidates are the
-        detector's own; what is shown has each digit (and censored drawing) re-read by the reader,
-        if any (`_read_again`)."""
+        """Decisions on what `infer` found (see `predict`). What is shown has each digit (and
+        censored drawing) re-read by the reader, if any (`_read_again`); the mAP candidates are
+        ranked by the reader too (`_candidates_read_again`)."""
         raw = inference.raw
         iou = self.iou if iou is None else iou
         if all_candidates:
-            boxes, scores, ids = postprocess_for_map(raw, EVAL_CONF if conf is None else conf, iou)
+            conf = EVAL_CONF if conf is None else conf
+            boxes, scores, ids = postprocess_for_map(raw, conf, iou)
+            boxes = inference.to_source(boxes)
+            boxes, scores, ids = self._candidates_read_again(inference.gray, (boxes, scores, ids), conf, iou)
         else:
             censored_conf = self.censored_conf if censored_conf is None else censored_conf
             candidates = self._censored_candidates_from(censored_conf)
             boxes, scores, ids = postprocess(raw, self.conf if conf is None else conf, iou, candidates)
-        boxes = inference.to_source(boxes)
-        if not all_candidates:
+            boxes = inference.to_source(boxes)
             boxes, scores, ids = one_label_per_object(boxes, scores, ids, iou)
             ids, scores = self._read_again(inference.gray, boxes, scores, ids)
             shown = np.flatnonzero((ids != CENSORED_ID) | (scores >= censored_conf))
@@ -391,6 +397,20 @@ class Detector:
             return censored_conf
         weight = self.reader_censored_weight
         return min(censored_conf, max(MIN_CENSORED_CANDIDATE, (censored_conf - weight) / (1 - weight)))
+
+    def _candidates_read_again(
+        self, gray: np.ndarray, candidates: Decisions, conf: float, iou: float
+    ) -> Decisions:
+        """The mAP candidates ranked by the detector and the reader together
+        (`reader_mixed_candidates`): each box of a class the reader reads is read from its crop;
+        the others keep the detector's class and score."""
+        if self.reader is None:
+            return candidates
+        boxes, _, ids = candidates
+        class_probs = np.eye(NUM_CLASSES)[ids]
+        read = np.isin(ids, self.reader.class_ids)
+        class_probs[read] = self.reader.class_probs(self.reader.read(gray, boxes[read]))
+        return reader_mixed_candidates(candidates, class_probs, self.reader_candidate_weight, conf, iou)
 
     def _read_again(
         self, gray: np.ndarray, boxes: np.ndarray, scores: np.ndarray, ids: np.ndarray

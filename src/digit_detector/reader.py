@@ -30,7 +30,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .classes import CENSORED_ID, CLASS_ID_BY_NAME, CLASS_NAMES, DIGIT_IDS, IS_DIGIT_ID, OTHER_ID
+from .classes import (
+    CENSORED_ID,
+    CLASS_ID_BY_NAME,
+    CLASS_NAMES,
+    DIGIT_IDS,
+    IS_DIGIT_ID,
+    NUM_CLASSES,
+    OTHER_ID,
+)
 from .errors import WeightsError
 from .onnx_session import serving_session
 from .preprocess import INPUT_SCALE, PAD_VALUE, normalise_ink
@@ -157,6 +165,12 @@ class DigitReader:
     def share(self, probs: np.ndarray, class_id: int) -> np.ndarray:
         """Each row's probability of `class_id` (0 where the reader does not read it)."""
         return probs[:, self.class_ids == class_id].sum(axis=1)
+
+    def class_probs(self, probs: np.ndarray) -> np.ndarray:
+        """Rows of `read` as (N, NUM_CLASSES) probabilities, 0 for the classes it does not read."""
+        full = np.zeros((len(probs), NUM_CLASSES), dtype=np.float64)
+        full[:, self.class_ids] = probs
+        return full
 
     def classify_digits(
         self, probs: np.ndarray, other_conf: float | np.ndarray, may_be_other: np.ndarray | None = None
