@@ -121,7 +121,8 @@ def evaluate_dataset(
     truths, preds = [], []
     for item in tqdm(items, desc="evaluate", unit="img", disable=not progress):
         image = load_image(item.image_path, formats=None)
-        dets = detector.predict(image, all_candidates=True)  # COCO convention: EVAL_CONF, EVAL_IOU
+        # COCO convention at EVAL_CONF, NMS at the detector's IoU (0.45; training validation: EVAL_IOU)
+        dets = detector.predict(image, all_candidates=True)
         truths.append(ImageTruth(item.boxes, item.class_ids))
         preds.append(
             ImagePrediction(
