@@ -29,6 +29,7 @@ class ReadsEverythingAs(DigitReader):
         self.class_ids = np.arange(len(CLASS_NAMES) if every_class else OTHER_ID + 1)
         self.class_id = class_id
         self.calls: list[int] = []
+        self.path = Path(f"reads-everything-as-{class_id}")
 
     def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         self.calls.append(len(boxes))

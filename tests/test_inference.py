@@ -588,3 +588,31 @@ def test_cli_user_errors_are_one_line_and_bugs_keep_their_traceback(
     monkeypatch.setitem(cli._COMMANDS, "predict", bug)
     with pytest.raises(ValueError, match="a programming error"):  # not turned into "error: ..."
         cli.main(["predict", "x.png"])
+
+
+def test_evaluate_counts_what_is_shown_at_a_threshold(detector: Detector, tmp_path: Path) -> None:
+    """mAP on the candidates; the confusion matrix at the threshold on the app's decisions. With
+    a reader that reads every crop as 3 ranking the candidates (and no digit shown re-read), the
+    "7" is a candidate at half its score, under 0.5, but it is shown at its own."""
+    from digit_detector.data.yolo_format import write_label_file
+    from digit_detector.evaluate import evaluate_dataset
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    canvas = overlay(
+        render_digit_canvas("3", box=(40, 80, 160, 300)),
+        render_digit_canvas("7", seed=1, box=(220, 80, 340, 300)),
+    )
+    gray = 255 - canvas[..., 3]
+    Image.fromarray(gray).save(tmp_path / "images" / "a.png")
+    inks = np.array([ink_box(gray[:, :200]), ink_box(gray[:, 200:]) + np.array([200, 0, 200, 0])], np.float64)
+    write_label_file(tmp_path / "labels" / "a.txt", inks, np.array([3, 7]), 400, 400)
+    threes = Detector(detector.weights, reader=False)
+    threes.reader, threes.reader_digit_max_score = ReadsEverythingAs(3), 0.0
+    assert "7" not in {d.label for d in threes.predict(gray, all_candidates=True, conf=0.5)}
+    assert sorted(d.label for d in threes.predict(gray, conf=0.5)) == ["3", "7"]
+    result = evaluate_dataset(threes, tmp_path, tmp_path / "eval", threshold=0.5, plots=False)
+    matrix = np.array(result.report["confusion_matrix"]["rows_true_cols_pred"])
+    assert matrix[3, 3] == matrix[7, 7] == 1 and matrix.sum() == 2
+    assert result.report["f1_by_threshold"][0.5] == 1.0  # both shown right at 0.5
+    assert result.report["map50"] == pytest.approx(1.0)

@@ -1,5 +1,10 @@
 """`digit-detector evaluate`: score any YOLO-format directory with COCO metrics, per-class AP,
-recall at the app's threshold, PR curves, a confusion matrix and a JSON report."""
+recall at the app's threshold, PR curves, a confusion matrix and a JSON report.
+
+mAP and the PR curves are computed on the COCO candidates (`predict(all_candidates=True)`);
+the figures at a threshold (micro-F1 by threshold, recall, the confusion matrix, the failure
+sheet) on what the app shows: its decisions from SHOWN_FLOOR, kept at each threshold, censored
+drawings from their own threshold whatever the slider (as the app does)."""
 
 from __future__ import annotations
 
@@ -24,6 +29,11 @@ from .metrics import (
 )
 from .preprocess import to_gray_on_white
 
+# The lowest threshold of the F1 sweep: the app's decisions from there, kept at each threshold,
+# are its decisions at that threshold (greedy NMS keeps the same boxes above it).
+SHOWN_FLOOR = 0.05
+ALWAYS_SHOWN = (CENSORED_ID,)  # shown from the detector's censored_conf, whatever the slider
+
 
 @dataclass
 class EvalOutput:
@@ -45,10 +55,11 @@ class EvalOutput:
 
 
 def f1_by_threshold(truths: list[ImageTruth], preds: list[ImagePrediction]) -> dict[float, float]:
-    """Micro-F1 over all classes (correct class, IoU >= 0.5) at score thresholds 0.05..0.95."""
+    """Micro-F1 over all classes (correct class, IoU >= 0.5) of what is shown at thresholds
+    SHOWN_FLOOR..0.95."""
     curve: dict[float, float] = {}
-    for t in np.round(np.arange(0.05, 0.951, 0.05), 2):
-        m = match_at_threshold(truths, preds, float(t))
+    for t in np.round(np.arange(SHOWN_FLOOR, 0.951, 0.05), 2):
+        m = match_at_threshold(truths, preds, float(t), always_kept=ALWAYS_SHOWN)
         n = m.shape[0] - 1
         tp = float(np.trace(m[:n, :n]))
         fp = float(m[:, :n].sum() - tp)
@@ -59,7 +70,7 @@ def f1_by_threshold(truths: list[ImageTruth], preds: list[ImagePrediction]) -> d
 
 def image_errors(truth: ImageTruth, pred: ImagePrediction, threshold: float) -> int:
     """Misses + false positives + wrong classes in one image, at the threshold."""
-    m = match_at_threshold([truth], [pred], threshold)
+    m = match_at_threshold([truth], [pred], threshold, always_kept=ALWAYS_SHOWN)
     n = m.shape[0] - 1
     return int(m.sum() - np.trace(m[:n, :n]))
 
@@ -87,7 +98,7 @@ def failure_montage(
     listed = []
     for k, i in enumerate(worst):
         p = preds[i]
-        keep = p.scores >= threshold
+        keep = (p.scores >= threshold) | np.isin(p.class_ids, ALWAYS_SHOWN)
         dets = [
             Detection(
                 CLASS_NAMES[int(c)], int(c), float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
@@ -118,24 +129,18 @@ def evaluate_dataset(
     items = read_dataset(data_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    truths, preds = [], []
+    truths, candidates, shown = [], [], []
     for item in tqdm(items, desc="evaluate", unit="img", disable=not progress):
-        image = load_image(item.image_path, formats=None)
-        # COCO convention at EVAL_CONF, NMS at the detector's IoU (0.45; training validation: EVAL_IOU)
-        dets = detector.predict(image, all_candidates=True)
+        inference = detector.infer(to_gray_on_white(load_image(item.image_path, formats=None)))
         truths.append(ImageTruth(item.boxes, item.class_ids))
-        preds.append(
-            ImagePrediction(
-                np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4),
-                np.array([d.score for d in dets], dtype=np.float64),
-                np.array([d.class_id for d in dets], dtype=np.int64),
-            )
-        )
-    coco = coco_evaluate(truths, preds)
-    f1_curve = f1_by_threshold(truths, preds)
+        # COCO convention at EVAL_CONF, NMS at the detector's IoU (0.45; training validation: EVAL_IOU)
+        candidates.append(ImagePrediction.from_detections(detector.decide(inference, all_candidates=True)))
+        shown.append(ImagePrediction.from_detections(detector.decide(inference, conf=SHOWN_FLOOR)))
+    coco = coco_evaluate(truths, candidates)
+    f1_curve = f1_by_threshold(truths, shown)
     f1_threshold = max(f1_curve, key=lambda t: f1_curve[t])
     used = f1_threshold if threshold is None else threshold
-    matrix = match_at_threshold(truths, preds, used)
+    matrix = match_at_threshold(truths, shown, used, always_kept=ALWAYS_SHOWN)
     recall = recall_per_class(matrix)
     report = {
         "data": str(data_dir),
@@ -152,6 +157,7 @@ def evaluate_dataset(
         "best_f1": f1_curve[f1_threshold],
         "f1_by_threshold": f1_curve,
         "threshold": used,
+        "at_threshold": "what the app shows, censored from its own threshold",
         "recall_at_threshold": recall,
         "censored_recall_at_threshold": recall.get(CLASS_NAMES[CENSORED_ID]),
         "confusion_matrix": {
@@ -165,7 +171,7 @@ def evaluate_dataset(
         plot_pr_curves(coco.recall_points, coco.pr_precision, out / "pr_curves.png", coco.ap50_per_class)
         plot_confusion(matrix, out / "confusion_matrix.png", used)
         failures = failure_montage(
-            [i.image_path for i in items], truths, preds, used, out / "failure_cases.png"
+            [i.image_path for i in items], truths, shown, used, out / "failure_cases.png"
         )
         report["plots"] = [str(out / "pr_curves.png"), str(out / "confusion_matrix.png")]
         report["failure_cases"] = failures

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .boxes import box_iou, xyxy_to_xywh
-from .classes import CLASS_NAMES, NUM_CLASSES
+from .classes import CLASS_NAMES, NUM_CLASSES, Detection
 
 
 @dataclass
@@ -27,6 +28,14 @@ class ImagePrediction:
     boxes: np.ndarray  # (K, 4)
     scores: np.ndarray  # (K,)
     class_ids: np.ndarray  # (K,)
+
+    @classmethod
+    def from_detections(cls, detections: Sequence[Detection]) -> ImagePrediction:
+        return cls(
+            np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4),
+            np.array([d.score for d in detections], dtype=np.float64),
+            np.array([d.class_id for d in detections], dtype=np.int64),
+        )
 
 
 @dataclass
@@ -103,15 +112,20 @@ def coco_evaluate(truths: list[ImageTruth], preds: list[ImagePrediction]) -> Coc
 
 
 def match_at_threshold(
-    truths: list[ImageTruth], preds: list[ImagePrediction], conf: float, iou: float = 0.5
+    truths: list[ImageTruth],
+    preds: list[ImagePrediction],
+    conf: float,
+    iou: float = 0.5,
+    always_kept: Sequence[int] = (),
 ) -> np.ndarray:
     """Confusion matrix (C + 1, C + 1): rows = true class (last row: background, i.e. false
     positives), columns = predicted class (last column: missed). Greedy matching by score of
-    predictions with score >= conf to unmatched truths with IoU >= iou, any class."""
+    predictions with score >= conf (or of a class in `always_kept`, whatever its score) to
+    unmatched truths with IoU >= iou, any class."""
     n = NUM_CLASSES
     matrix = np.zeros((n + 1, n + 1), dtype=np.int64)
     for t, p in zip(truths, preds, strict=True):
-        keep = p.scores >= conf
+        keep = (p.scores >= conf) | np.isin(p.class_ids, list(always_kept))
         boxes, classes = p.boxes[keep], p.class_ids[keep]
         order = np.argsort(-p.scores[keep], kind="stable")
         matched_truth = np.zeros(len(t.boxes), dtype=bool)

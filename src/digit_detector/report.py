@@ -145,14 +145,6 @@ def _truth_numbers(scene: Scene) -> list[str]:
     return read_numbers(dets)
 
 
-def _as_prediction(dets: Sequence[Detection]) -> ImagePrediction:
-    return ImagePrediction(
-        np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4),
-        np.array([d.score for d in dets], dtype=np.float64),
-        np.array([d.class_id for d in dets], dtype=np.int64),
-    )
-
-
 def _double_labels(dets: Sequence[Detection]) -> int:
     shown = np.array([d.box for d in dets if d.class_id != CENSORED_ID], dtype=np.float64).reshape(-1, 4)
     if len(shown) < 2:
@@ -212,7 +204,7 @@ def run_group(
         result.max_censored.append(max(censored, default=0.0))
         shown = [d for d in shown if d.class_id != CENSORED_ID or d.score >= detector.censored_conf]
         truths.append(ImageTruth(scene.boxes, scene.class_ids))
-        preds.append(_as_prediction(detector.decide(inference, all_candidates=True)))
+        preds.append(ImagePrediction.from_detections(detector.decide(inference, all_candidates=True)))
         pixelated += any(d.class_id == CENSORED_ID for d in shown)
         if not any(int(c) in DIGIT_IDS for c in scene.class_ids):
             no_digit += 1
