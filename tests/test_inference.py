@@ -507,6 +507,13 @@ def test_predict_cli_json_contract(tmp_path: Path, onnx_weights: Path) -> None:
             assert 0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= 400
     table = _predict_cli("--weights", str(onnx_weights), paths[0])
     assert table.returncode == 0 and "detections" in table.stdout
+    candidates = json.loads(_predict_cli("--json", "--all", "--weights", str(onnx_weights), paths[1]).stdout)[
+        0
+    ]
+    scores = [d["score"] for d in candidates["detections"]]
+    assert len(scores) > 1 and scores == sorted(scores, reverse=True) and candidates["numbers"] == []
+    table = _predict_cli("--all", "--weights", str(onnx_weights), paths[1])
+    assert table.returncode == 0 and f"{len(scores)} mAP candidates, by score" in table.stdout
 
 
 def test_predict_cli_reports_bad_files_and_keeps_going(tmp_path: Path, onnx_weights: Path) -> None:

@@ -771,16 +771,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             failed += 1
             results.append({"path": name, "error": str(exc)})
             continue
-        dets = reading_order(
-            detector.predict(image, args.conf, args.iou, args.censored_conf, all_candidates=args.all)
-        )
+        dets = detector.predict(image, args.conf, args.iou, args.censored_conf, all_candidates=args.all)
+        if not args.all:  # candidates stay by score: a box may be one for two classes, no number
+            dets = reading_order(dets)
         results.append(
             {
                 "path": name,
                 "width": image.width,
                 "height": image.height,
                 "detections": [d.to_dict() for d in dets],
-                "numbers": read_numbers(dets),
+                "numbers": [] if args.all else read_numbers(dets),
             }
         )
     if args.json:
@@ -789,9 +789,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         for r in results:
             if "error" in r:
                 continue
-            numbers = " / ".join(r["numbers"]) or "-"
             size = f"{r['width']}x{r['height']}"
-            print(f"{r['path']} ({size}): {len(r['detections'])} detections, number {numbers}")
+            if args.all:
+                print(f"{r['path']} ({size}): {len(r['detections'])} mAP candidates, by score")
+            else:
+                numbers = " / ".join(r["numbers"]) or "-"
+                print(f"{r['path']} ({size}): {len(r['detections'])} detections, number {numbers}")
             for i, d in enumerate(r["detections"], 1):
                 box = " ".join(f"{v:7.1f}" for v in d["box"])
                 print(f"  {i:>3}  {d['label']:>9}  {d['score']:.3f}  [{box}]")
