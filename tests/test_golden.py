@@ -310,7 +310,17 @@ def test_report_command_runs_on_the_fixture_strokes(
     report = json.loads((out / "report.json").read_text())
     assert report["groups"]["numbers"]["images"] == 3 and report["groups"]["numbers"]["map50"] is not None
     assert report["groups"]["unseen_doodles"]["images"] == 0  # the fixture has no doodles
-    assert (out / "report.md").read_text().startswith("Weights")
+    markdown = (out / "report.md").read_text()
+    assert (
+        markdown.startswith("Weights")
+        and "reader `" in markdown
+        and "ranked by the detector and the reader" in markdown
+    )
+    assert main([*args, "--reader", "none", "--n", "1"]) == 0
+    assert (
+        "no reader" in (out / "report.md").read_text()
+        and "of the detector alone" in (out / "report.md").read_text()
+    )
     assert (out / "failures_numbers.png").exists()
 
 

@@ -309,9 +309,12 @@ def _pct(x: float | None) -> str:
 
 
 def report_markdown(report: dict[str, Any]) -> str:
+    reader = f"reader `{report['reader']}`" if report["reader"] else "no reader"
     lines = [
-        f"Weights `{report['weights']}`, {report['images_per_group']} canvases per group, seed "
-        f"{report['seed']}; app defaults: conf {report['conf']}, censored {report['censored_conf']}.",
+        f"Weights `{report['weights']}`, {reader}, {report['images_per_group']} canvases per group, "
+        f"seed {report['seed']}; app defaults: conf {report['conf']}, censored {report['censored_conf']}.",
+        "mAP50: the COCO candidates"
+        + (", ranked by the detector and the reader." if report["reader"] else " of the detector alone."),
         "",
         "| group | what | mAP50 | numbers read exactly | pixelated | digit shown (no digit drawn) "
         "| double labels |",
