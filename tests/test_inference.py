@@ -623,3 +623,51 @@ def test_evaluate_counts_what_is_shown_at_a_threshold(detector: Detector, tmp_pa
     assert matrix[3, 3] == matrix[7, 7] == 1 and matrix.sum() == 2
     assert result.report["f1_by_threshold"][0.5] == 1.0  # both shown right at 0.5
     assert result.report["map50"] == pytest.approx(1.0)
+
+
+class _ReadsThreeAt(ReadsEverythingAs):
+    """Reads every crop as 3 with probability `p`, 8 with the rest."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__(3)
+        self.p = p
+
+    def read(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        probs = super().read(gray, boxes) * self.p
+        probs[:, 8] += 1.0 - self.p
+        return probs
+
+
+def _one_digit_shown_of_two(size: tuple[int, int], second_at: float) -> tuple[Inference, np.ndarray]:
+    """A "2" the model reads (0.9) and a "3" beside it (its left edge at `second_at`) it does
+    not: the first look's rows, and the 3's ink box."""
+    two = render_digit_canvas("2", size=size, box=(40, 80, 160, 300))
+    three = render_digit_canvas("3", size=size, seed=1, box=(second_at, 80, second_at + 120, 300))
+    gray = 255 - overlay(two, three)[..., 3]
+    two_ink, three_ink = ink_box(255 - two[..., 3]), ink_box(255 - three[..., 3])
+    assert two_ink is not None and three_ink is not None
+    _, letterbox = letterbox_gray(gray)
+    x1, y1, x2, y2 = letterbox.to_input(two_ink)[0]
+    raw = np.zeros((1, 5 + len(CLASS_NAMES)), np.float32)
+    raw[0, :5] = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, 0.9]
+    raw[0, 5 + 2] = 1.0
+    return Inference(raw, gray, letterbox.to_source), three_ink
+
+
+def test_a_digit_no_look_labelled_beside_a_digit_shown_is_read(detector: Detector) -> None:
+    """Strokes no box touches, beside a digit shown as the next digit of a number, are shown as
+    the digit the reader reads, its probability the score; not under the reader's threshold
+    (or the slider's), not far from the number, not without a reader."""
+    threes = Detector(detector.weights, reader=False)
+    inference, three = _one_digit_shown_of_two((400, 400), 220)
+    assert [d.label for d in threes.decide(inference)] == ["2"]
+    threes.reader, threes.reader_digit_max_score = _ReadsThreeAt(0.85), 0.0  # the 2 stays a 2
+    shown = threes.decide(inference)
+    assert [(d.label, d.score) for d in shown] == [("2", pytest.approx(0.9)), ("3", pytest.approx(0.85))]
+    np.testing.assert_allclose(shown[1].box, three, atol=1.0)
+    threes.reader_unlabelled_digit_conf = 0.86
+    assert [d.label for d in threes.decide(inference)] == ["2"]
+    threes.reader_unlabelled_digit_conf = 0.8
+    assert [d.label for d in threes.decide(inference, conf=0.88)] == ["2"]  # the slider above it
+    far, _ = _one_digit_shown_of_two((1100, 400), 900)
+    assert [d.label for d in threes.decide(far)] == ["2"]

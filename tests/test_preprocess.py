@@ -11,12 +11,14 @@ from digit_detector.preprocess import (
     ink_box,
     ink_halves,
     ink_mask,
+    ink_parts,
     ink_under,
     is_blank,
     letterbox_gray,
     preprocess,
     to_gray_on_white,
     unlabelled_ink,
+    unlabelled_parts,
 )
 
 SIZES = [(400, 400), (700, 250), (250, 700), (1, 1), (193, 97), (1000, 3)]
@@ -359,3 +361,32 @@ def test_a_smaller_letterbox_shows_the_same_frame_smaller_and_centred() -> None:
     assert before is not None
     np.testing.assert_allclose((drawn[:2] + drawn[2:]) / 2, (before[:2] + before[2:]) / 2, atol=1)  # centred
     np.testing.assert_allclose(drawn[2:] - drawn[:2], (before[2:] - before[:2]) / 2, atol=1)  # half as large
+
+
+def test_ink_parts_join_strokes_close_together() -> None:
+    """Strokes with at most 2 x `join` empty pixels between them are one part (its box is its
+    own pixels', x2 / y2 exclusive); further apart, two; no ink, no part."""
+    mask = np.zeros((40, 60), bool)
+    mask[5:20, 10] = True  # a bar
+    mask[5, 13:18] = True  # a flag 2 empty px to its right: the same drawing from join 1
+    mask[5:20, 30:33] = True  # 12 empty px further: another
+    np.testing.assert_array_equal(ink_parts(mask, 1), [[10, 5, 18, 20], [30, 5, 33, 20]])
+    np.testing.assert_array_equal(ink_parts(mask, 0), [[10, 5, 11, 20], [13, 5, 18, 6], [30, 5, 33, 20]])
+    assert len(ink_parts(mask, 6)) == 1
+    assert ink_parts(np.zeros((40, 60), bool), 2).shape == (0, 4)
+
+
+def test_unlabelled_parts_are_the_ink_in_a_region_outside_every_box() -> None:
+    """Ink under a box grown by the clearance is left out (pixel by pixel), ink outside the
+    region too; parts come back in the image's pixels."""
+    gray = np.full((100, 200), 255, np.uint8)
+    gray[20:60, 30:34] = 0  # a labelled bar
+    gray[20:60, 40:44] = 0  # an unlabelled one, 6 px right of the box
+    gray[20:60, 150:154] = 0  # one outside the region
+    gray[70:90, 60:64] = 230  # paper's grain, lighter than ink: no part
+    box = np.array([[30.0, 20.0, 34.0, 60.0]])
+    region = np.array([10.0, 5.0, 120.0, 100.0])
+    np.testing.assert_array_equal(unlabelled_parts(gray, box, region, 2.0, 1), [[40, 20, 44, 60]])
+    assert unlabelled_parts(gray, box, region, 10.0, 1).shape == (0, 4)  # the clearance covers it
+    everything = np.array([0.0, 0.0, 200.0, 100.0])
+    np.testing.assert_array_equal(unlabelled_parts(gray, box, everything, 2.0, 1)[:, 0], [40, 150])

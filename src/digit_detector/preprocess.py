@@ -309,6 +309,36 @@ def unlabelled_ink(ink: np.ndarray, boxes: np.ndarray, clearance: float) -> np.n
     return ~touched[strokes]
 
 
+def ink_parts(mask: np.ndarray, join: int) -> np.ndarray:
+    """The boxes (N, 4; x1, y1, x2, y2, x2 and y2 exclusive) of a mask's parts: its pixels
+    joined where at most 2 x `join` empty pixels lie between them, so the strokes of one
+    drawing (a 4's two, a 5's flag) make one part."""
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * join + 1, 2 * join + 1), np.uint8))
+    count, labels = cv2.connectedComponents(grown, connectivity=8)
+    labels = np.where(mask, labels, 0)  # each part's box is its own pixels', not the grown ones'
+    boxes = []
+    for part in range(1, count):  # every grown part holds pixels of the mask
+        ys, xs = np.nonzero(labels == part)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    return np.array(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+def unlabelled_parts(
+    gray: np.ndarray, boxes: np.ndarray, region: np.ndarray, clearance: float, join: int
+) -> np.ndarray:
+    """The parts (`ink_parts`, in `gray`'s pixels) of the ink inside `region` (x1, y1, x2, y2)
+    that lies outside every box grown by `clearance` pixels: (N, 4) boxes."""
+    height, width = gray.shape[:2]
+    x1, y1, x2, y2 = pixel_region(region, 0.0, width, height)
+    ink = gray[y1:y2, x1:x2] < FRAME_INK
+    for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        bx1, by1, bx2, by2 = pixel_region(box, clearance, width, height)
+        ink[max(0, by1 - y1) : max(0, by2 - y1), max(0, bx1 - x1) : max(0, bx2 - x1)] = False
+    if not ink.any():
+        return np.zeros((0, 4), dtype=np.float64)  # the common case: every stroke labelled
+    return ink_parts(ink, join) + np.array([x1, y1, x1, y1], dtype=np.float64)
+
+
 def ink_halves(ink: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """A mask of the square's ink (`ink_mask`, or part of it) cut in two across its longer
     extent, along the empty line (a column; a row for tall ink) nearest the ink's middle that
