@@ -450,9 +450,6 @@ def test_confusion_matrix_and_recall_of_known_matches() -> None:
     m = match_at_threshold([truth], [pred], conf=0.5, iou=0.61)  # the 7 no longer matches the 1
     assert m[1, 7] == 0 and m[1, background] == 1 and m[background, 7] == 1
     assert match_at_threshold([truth], [pred], conf=0.4)[5, 5] == 1  # 0.4 >= 0.4 counts
-    # A class shown whatever the slider (censored) counts under the threshold too; others do not.
-    assert match_at_threshold([truth], [pred], conf=0.5, always_kept=(5,))[5, 5] == 1
-    assert match_at_threshold([truth], [pred], conf=0.5, always_kept=(3,))[5, 5] == 0
 
 
 def test_confusion_matrix_counts_ties_and_order() -> None:

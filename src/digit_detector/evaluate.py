@@ -3,8 +3,7 @@ recall at the app's threshold, PR curves, a confusion matrix and a JSON report.
 
 mAP and the PR curves are computed on the COCO candidates (`predict(all_candidates=True)`);
 the figures at a threshold (micro-F1 by threshold, recall, the confusion matrix, the failure
-sheet) on what the app shows: its decisions from SHOWN_FLOOR, kept at each threshold, censored
-drawings from their own threshold whatever the slider (as the app does)."""
+sheet) on what the app shows with the slider at that threshold (`predict(conf=t)`)."""
 
 from __future__ import annotations
 
@@ -29,10 +28,7 @@ from .metrics import (
 )
 from .preprocess import to_gray_on_white
 
-# The lowest threshold of the F1 sweep: the app's decisions from there, kept at each threshold,
-# are its decisions at that threshold (greedy NMS keeps the same boxes above it).
-SHOWN_FLOOR = 0.05
-ALWAYS_SHOWN = (CENSORED_ID,)  # shown from the detector's censored_conf, whatever the slider
+F1_THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.05), 2))
 
 
 @dataclass
@@ -54,23 +50,25 @@ class EvalOutput:
         return "\n".join(lines)
 
 
-def f1_by_threshold(truths: list[ImageTruth], preds: list[ImagePrediction]) -> dict[float, float]:
-    """Micro-F1 over all classes (correct class, IoU >= 0.5) of what is shown at thresholds
-    SHOWN_FLOOR..0.95."""
+def f1_by_threshold(
+    truths: list[ImageTruth], shown_at: dict[float, list[ImagePrediction]]
+) -> dict[float, float]:
+    """Micro-F1 over all classes (correct class, IoU >= 0.5) of what is shown at each threshold
+    (`shown_at`: each image's decisions at it)."""
     curve: dict[float, float] = {}
-    for t in np.round(np.arange(SHOWN_FLOOR, 0.951, 0.05), 2):
-        m = match_at_threshold(truths, preds, float(t), always_kept=ALWAYS_SHOWN)
+    for t, shown in shown_at.items():
+        m = match_at_threshold(truths, shown, 0.0)
         n = m.shape[0] - 1
         tp = float(np.trace(m[:n, :n]))
         fp = float(m[:, :n].sum() - tp)
         fn = float(m[:n].sum() - tp)
-        curve[float(t)] = 2 * tp / max(1.0, 2 * tp + fp + fn)
+        curve[t] = 2 * tp / max(1.0, 2 * tp + fp + fn)
     return curve
 
 
-def image_errors(truth: ImageTruth, pred: ImagePrediction, threshold: float) -> int:
-    """Misses + false positives + wrong classes in one image, at the threshold."""
-    m = match_at_threshold([truth], [pred], threshold, always_kept=ALWAYS_SHOWN)
+def image_errors(truth: ImageTruth, shown: ImagePrediction) -> int:
+    """Misses + false positives + wrong classes in one image's decisions."""
+    m = match_at_threshold([truth], [shown], 0.0)
     n = m.shape[0] - 1
     return int(m.sum() - np.trace(m[:n, :n]))
 
@@ -79,7 +77,6 @@ def failure_montage(
     paths: list[Path],
     truths: list[ImageTruth],
     preds: list[ImagePrediction],
-    threshold: float,
     out: Path,
     count: int = 8,
     tile: int = 300,
@@ -90,7 +87,7 @@ def failure_montage(
     from .classes import Detection
     from .render import annotate
 
-    errors = [image_errors(t, p, threshold) for t, p in zip(truths, preds, strict=True)]
+    errors = [image_errors(t, p) for t, p in zip(truths, preds, strict=True)]
     worst = [i for i in np.argsort(errors, kind="stable")[::-1][:count] if errors[i] > 0]
     cols = 4
     rows = max(1, (len(worst) + cols - 1) // cols)
@@ -98,12 +95,11 @@ def failure_montage(
     listed = []
     for k, i in enumerate(worst):
         p = preds[i]
-        keep = (p.scores >= threshold) | np.isin(p.class_ids, ALWAYS_SHOWN)
         dets = [
             Detection(
                 CLASS_NAMES[int(c)], int(c), float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
             )
-            for b, s, c in zip(p.boxes[keep], p.scores[keep], p.class_ids[keep], strict=True)
+            for b, s, c in zip(p.boxes, p.scores, p.class_ids, strict=True)
         ]
         img = annotate(to_gray_on_white(load_image(paths[i], formats=None)), dets)
         img.thumbnail((tile - 8, tile - 8))
@@ -129,18 +125,22 @@ def evaluate_dataset(
     items = read_dataset(data_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    truths, candidates, shown = [], [], []
+    truths: list[ImageTruth] = []
+    candidates: list[ImagePrediction] = []
+    thresholds = sorted({*F1_THRESHOLDS, *(() if threshold is None else (threshold,))})
+    shown_at: dict[float, list[ImagePrediction]] = {t: [] for t in thresholds}
     for item in tqdm(items, desc="evaluate", unit="img", disable=not progress):
         inference = detector.infer(to_gray_on_white(load_image(item.image_path, formats=None)))
         truths.append(ImageTruth(item.boxes, item.class_ids))
         # COCO convention at EVAL_CONF, NMS at the detector's IoU (0.45; training validation: EVAL_IOU)
         candidates.append(ImagePrediction.from_detections(detector.decide(inference, all_candidates=True)))
-        shown.append(ImagePrediction.from_detections(detector.decide(inference, conf=SHOWN_FLOOR)))
+        for t in thresholds:  # the model ran once; each decision is cheap
+            shown_at[t].append(ImagePrediction.from_detections(detector.decide(inference, conf=t)))
     coco = coco_evaluate(truths, candidates)
-    f1_curve = f1_by_threshold(truths, shown)
+    f1_curve = f1_by_threshold(truths, {t: shown_at[t] for t in F1_THRESHOLDS})
     f1_threshold = max(f1_curve, key=lambda t: f1_curve[t])
     used = f1_threshold if threshold is None else threshold
-    matrix = match_at_threshold(truths, shown, used, always_kept=ALWAYS_SHOWN)
+    matrix = match_at_threshold(truths, shown_at[used], 0.0)
     recall = recall_per_class(matrix)
     report = {
         "data": str(data_dir),
@@ -157,7 +157,7 @@ def evaluate_dataset(
         "best_f1": f1_curve[f1_threshold],
         "f1_by_threshold": f1_curve,
         "threshold": used,
-        "at_threshold": "what the app shows, censored from its own threshold",
+        "at_threshold": "what the app shows with the slider at the threshold",
         "recall_at_threshold": recall,
         "censored_recall_at_threshold": recall.get(CLASS_NAMES[CENSORED_ID]),
         "confusion_matrix": {
@@ -171,7 +171,7 @@ def evaluate_dataset(
         plot_pr_curves(coco.recall_points, coco.pr_precision, out / "pr_curves.png", coco.ap50_per_class)
         plot_confusion(matrix, out / "confusion_matrix.png", used)
         failures = failure_montage(
-            [i.image_path for i in items], truths, shown, used, out / "failure_cases.png"
+            [i.image_path for i in items], truths, shown_at[used], out / "failure_cases.png"
         )
         report["plots"] = [str(out / "pr_curves.png"), str(out / "confusion_matrix.png")]
         report["failure_cases"] = failures

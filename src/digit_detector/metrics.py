@@ -112,20 +112,15 @@ def coco_evaluate(truths: list[ImageTruth], preds: list[ImagePrediction]) -> Coc
 
 
 def match_at_threshold(
-    truths: list[ImageTruth],
-    preds: list[ImagePrediction],
-    conf: float,
-    iou: float = 0.5,
-    always_kept: Sequence[int] = (),
+    truths: list[ImageTruth], preds: list[ImagePrediction], conf: float, iou: float = 0.5
 ) -> np.ndarray:
     """Confusion matrix (C + 1, C + 1): rows = true class (last row: background, i.e. false
     positives), columns = predicted class (last column: missed). Greedy matching by score of
-    predictions with score >= conf (or of a class in `always_kept`, whatever its score) to
-    unmatched truths with IoU >= iou, any class."""
+    predictions with score >= conf to unmatched truths with IoU >= iou, any class."""
     n = NUM_CLASSES
     matrix = np.zeros((n + 1, n + 1), dtype=np.int64)
     for t, p in zip(truths, preds, strict=True):
-        keep = (p.scores >= conf) | np.isin(p.class_ids, list(always_kept))
+        keep = p.scores >= conf
         boxes, classes = p.boxes[keep], p.class_ids[keep]
         order = np.argsort(-p.scores[keep], kind="stable")
         matched_truth = np.zeros(len(t.boxes), dtype=bool)
