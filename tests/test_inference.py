@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -602,7 +603,7 @@ def test_evaluate_counts_what_is_shown_at_a_threshold(detector: Detector, tmp_pa
     a reader that reads every crop as 3 ranking the candidates (and no digit shown re-read), the
     "7" is a candidate at half its score, under 0.5, but it is shown at its own."""
     from digit_detector.data.yolo_format import write_label_file
-    from digit_detector.evaluate import evaluate_dataset
+    from digit_detector.evaluate import F1_THRESHOLDS, evaluate_dataset
 
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()
@@ -618,10 +619,20 @@ def test_evaluate_counts_what_is_shown_at_a_threshold(detector: Detector, tmp_pa
     threes.reader, threes.reader_digit_max_score = ReadsEverythingAs(3), 0.0
     assert "7" not in {d.label for d in threes.predict(gray, all_candidates=True, conf=0.5)}
     assert sorted(d.label for d in threes.predict(gray, conf=0.5)) == ["3", "7"]
-    result = evaluate_dataset(threes, tmp_path, tmp_path / "eval", threshold=0.5, plots=False)
+    decided_at: list[float | None] = []
+    decide = threes.decide
+
+    def recorded(inference: Inference, conf: float | None = None, **kwargs: Any) -> list[Detection]:
+        decided_at.append(None if kwargs.get("all_candidates") else conf)
+        return decide(inference, conf, **kwargs)
+
+    threes.decide = recorded  # type: ignore[method-assign]
+    result = evaluate_dataset(threes, tmp_path, tmp_path / "eval", threshold=0.52, plots=False)
+    assert decided_at == [None, *sorted({*F1_THRESHOLDS, 0.52})]  # the app's decisions at each
     matrix = np.array(result.report["confusion_matrix"]["rows_true_cols_pred"])
     assert matrix[3, 3] == matrix[7, 7] == 1 and matrix.sum() == 2
     assert result.report["f1_by_threshold"][0.5] == 1.0  # both shown right at 0.5
+    assert result.report["threshold"] == 0.52
     assert result.report["map50"] == pytest.approx(1.0)
 
 
