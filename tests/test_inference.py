@@ -598,7 +598,9 @@ def test_cli_user_errors_are_one_line_and_bugs_keep_their_traceback(
         cli.main(["predict", "x.png"])
 
 
-def test_evaluate_counts_what_is_shown_at_a_threshold(detector: Detector, tmp_path: Path) -> None:
+def test_evaluate_counts_what_is_shown_at_a_threshold(
+    detector: Detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """mAP on the candidates; the confusion matrix at the threshold on the app's decisions. With
     a reader that reads every crop as 3 ranking the candidates (and no digit shown re-read), the
     "7" is a candidate at half its score, under 0.5, but it is shown at its own."""
@@ -626,7 +628,7 @@ def test_evaluate_counts_what_is_shown_at_a_threshold(detector: Detector, tmp_pa
         decided_at.append(None if kwargs.get("all_candidates") else conf)
         return decide(inference, conf, **kwargs)
 
-    threes.decide = recorded  # type: ignore[method-assign]
+    monkeypatch.setattr(threes, "decide", recorded)
     result = evaluate_dataset(threes, tmp_path, tmp_path / "eval", threshold=0.52, plots=False)
     assert decided_at == [None, *sorted({*F1_THRESHOLDS, 0.52})]  # the app's decisions at each
     matrix = np.array(result.report["confusion_matrix"]["rows_true_cols_pred"])
