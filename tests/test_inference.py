@@ -651,11 +651,15 @@ class _ReadsThreeAt(ReadsEverythingAs):
         return probs
 
 
-def _one_digit_shown_of_two(size: tuple[int, int], second_at: float) -> tuple[Inference, np.ndarray]:
-    """A "2" the model reads (0.9) and a "3" beside it (its left edge at `second_at`) it does
-    not: the first look's rows, and the 3's ink box."""
+def _one_digit_shown_of_two(
+    size: tuple[int, int], three_at: tuple[float, float, float, float]
+) -> tuple[Inference, np.ndarray]:
+    """A "2" the model reads (0.9) in (40, 80, 160, 300) and a "3" in `three_at` it does not:
+    the first look's rows, and the 3's ink box."""
     two = render_digit_canvas("2", size=size, box=(40, 80, 160, 300))
-    three = render_digit_canvas("3", size=size, seed=1, box=(second_at, 80, second_at + 120, 300))
+    three = render_digit_canvas(
+        "3", size=size, seed=1, box=three_at, stroke=14.0 * (three_at[3] - three_at[1]) / 220
+    )
     gray = 255 - overlay(two, three)[..., 3]
     two_ink, three_ink = ink_box(255 - two[..., 3]), ink_box(255 - three[..., 3])
     assert two_ink is not None and three_ink is not None
@@ -670,9 +674,10 @@ def _one_digit_shown_of_two(size: tuple[int, int], second_at: float) -> tuple[In
 def test_a_digit_no_look_labelled_beside_a_digit_shown_is_read(detector: Detector) -> None:
     """Strokes no box touches, beside a digit shown as the next digit of a number, are shown as
     the digit the reader reads, its probability the score; not under the reader's threshold
-    (or the slider's), not far from the number, not without a reader."""
+    (or the slider's), not far from the number nor too small to be its next digit, not without a
+    reader."""
     threes = Detector(detector.weights, reader=False)
-    inference, three = _one_digit_shown_of_two((400, 400), 220)
+    inference, three = _one_digit_shown_of_two((400, 400), (220, 80, 340, 300))
     assert [d.label for d in threes.decide(inference)] == ["2"]
     threes.reader, threes.reader_digit_max_score = _ReadsThreeAt(0.85), 0.0  # the 2 stays a 2
     shown = threes.decide(inference)
@@ -682,5 +687,7 @@ def test_a_digit_no_look_labelled_beside_a_digit_shown_is_read(detector: Detecto
     assert [d.label for d in threes.decide(inference)] == ["2"]
     threes.reader_unlabelled_digit_conf = 0.8
     assert [d.label for d in threes.decide(inference, conf=0.88)] == ["2"]  # the slider above it
-    far, _ = _one_digit_shown_of_two((1100, 400), 900)
+    far, _ = _one_digit_shown_of_two((1100, 400), (900, 80, 1020, 300))
     assert [d.label for d in threes.decide(far)] == ["2"]
+    small, _ = _one_digit_shown_of_two((400, 400), (220, 230, 240, 260))  # near, too small for it
+    assert [d.label for d in threes.decide(small)] == ["2"]
