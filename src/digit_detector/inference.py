@@ -381,9 +381,10 @@ class Detector:
             boxes = inference.to_source(boxes)
             boxes, scores, ids = self._candidates_read_again(inference.gray, (boxes, scores, ids), conf, iou)
         else:
+            conf = self.conf if conf is None else conf
             censored_conf = self.censored_conf if censored_conf is None else censored_conf
             candidates = self._censored_candidates_from(censored_conf)
-            boxes, scores, ids = postprocess(raw, self.conf if conf is None else conf, iou, candidates)
+            boxes, scores, ids = postprocess(raw, conf, iou, candidates)
             boxes = inference.to_source(boxes)
             boxes, scores, ids = one_label_per_object(boxes, scores, ids, iou)
             ids, scores = self._read_again(inference.gray, boxes, scores, ids)
@@ -409,7 +410,7 @@ class Detector:
         weight = self.reader_censored_weight
         return min(censored_conf, max(MIN_CENSORED_CANDIDATE, (censored_conf - weight) / (1 - weight)))
 
-    def _unlabelled_digits(self, inference: Inference, decisions: Decisions, conf: float | None) -> Decisions:
+    def _unlabelled_digits(self, inference: Inference, decisions: Decisions, conf: float) -> Decisions:
         """The decisions and the digits no look labelled: parts of the ink near the digits
         shown (`unlabelled_parts`, at the canvas's resolution) beside one of them as the next
         digit of a number (`beside_in_number`), which the reader reads as a digit with at least
@@ -426,10 +427,8 @@ class Detector:
         parts = parts[beside_in_number(parts, digits)]
         if not len(parts):
             return decisions
-        probs = self.reader.class_probs(self.reader.read(inference.gray, parts))
-        digit = np.where(IS_DIGIT_ID, probs, -1.0).argmax(axis=1)
-        p_digit = probs[np.arange(len(parts)), digit]
-        found = p_digit >= max(self.reader_unlabelled_digit_conf, self.conf if conf is None else conf)
+        digit, p_digit = self.reader.likeliest_digits(self.reader.read(inference.gray, parts))
+        found = p_digit >= max(self.reader_unlabelled_digit_conf, conf)
         return (
             np.concatenate([boxes, parts[found]]),
             np.concatenate([scores, p_digit[found]]),

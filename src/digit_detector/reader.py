@@ -172,13 +172,18 @@ class DigitReader:
         full[:, self.class_ids] = probs
         return full
 
+    def likeliest_digits(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row of `read`'s likeliest digit: its class id and its probability."""
+        column = np.where(IS_DIGIT_ID[self.class_ids], probs, -1.0).argmax(axis=1)
+        return self.class_ids[column], probs[np.arange(len(probs)), column]
+
     def classify_digits(
         self, probs: np.ndarray, other_conf: float | np.ndarray, may_be_other: np.ndarray | None = None
     ) -> np.ndarray:
         """Each digit shown's class id from its row of `read`: "other" where the reader's
         p(other) is at least `other_conf` (one for all rows, or one per row) and `may_be_other`
         allows it (never, for a digits-only reader), else the digit it reads most likely."""
-        digit = self.class_ids[np.where(IS_DIGIT_ID[self.class_ids], probs, -1.0).argmax(axis=1)]
+        digit, _ = self.likeliest_digits(probs)
         other = (self.share(probs, OTHER_ID) >= other_conf) & (self.class_ids == OTHER_ID).any()
         if may_be_other is not None:
             other &= may_be_other
